@@ -1,0 +1,203 @@
+use super::*;
+
+const MINIMAL: &str = r#"
+[device]
+id = "school-7"
+data_dir = "/var/lib/vigil"
+
+[detector]
+model = "models/demo-yolo.xml"
+labels = ["handgun", "phone"]
+"#;
+
+fn parse(text: &str) -> Result<Config, ConfigError> {
+    Config::parse(text, Path::new("/etc/vigil/vigil.toml"), Path::new("/etc/vigil"))
+}
+
+fn error(text: &str) -> String {
+    parse(text).unwrap_err().to_string()
+}
+
+fn with_camera(extra: &str) -> String {
+    format!("{MINIMAL}\n[[camera]]\nid = \"hall-1\"\nsource = {{ kind = \"demo\" }}\n{extra}\n")
+}
+
+#[test]
+fn minimal_config_gets_documented_defaults() {
+    let c = parse(MINIMAL).unwrap();
+    assert_eq!(c.device.id, "school-7");
+    assert!(!c.device.drill);
+    assert_eq!(c.detector.model, Path::new("/etc/vigil/models/demo-yolo.xml"));
+    assert_eq!(c.detector.device, "AUTO:NPU,GPU,CPU");
+    assert_eq!(c.detector.cache_dir, Path::new("/var/lib/vigil/model-cache"));
+    assert_eq!(c.detector.layout, OutputLayout::Auto);
+    assert_eq!(c.detector.performance_hint, PerformanceHint::Throughput);
+    assert_eq!(c.detector.infer_requests, None);
+    assert_eq!((c.detector.confidence, c.detector.iou), (0.25, 0.45));
+    assert_eq!(c.playbook, Playbook::default());
+    assert_eq!(c.evidence.jpeg_quality, 85);
+    assert!(c.cameras.is_empty());
+}
+
+#[test]
+fn full_camera_with_zones_and_overrides() {
+    let text = format!(
+        "{MINIMAL}
+[confirmation]
+min_score = 0.6
+hits = 4
+window = 6
+
+[[camera]]
+id = \"gym-2\"
+name = \"Gym north\"
+location = {{ building = \"B\", floor = \"1\", zone = \"gym\" }}
+fps = 5
+source = {{ kind = \"file\", path = \"clips/gym.y4m\", loop = false }}
+confirmation = {{ hits = 2, track_timeout_ms = 500 }}
+
+[[camera.zones]]
+name = \"floor\"
+points = [[0.0, 0.5], [1.0, 0.5], [1.0, 1.0], [0.0, 1.0]]
+"
+    );
+    let c = parse(&text).unwrap();
+    let cam = &c.cameras[0];
+    assert_eq!(cam.id.as_str(), "gym-2");
+    assert_eq!(cam.name, "Gym north");
+    assert_eq!(cam.location.zone, "gym");
+    assert_eq!(cam.fps, 5.0);
+    assert_eq!(cam.source, SourceConfig::File { path: "/etc/vigil/clips/gym.y4m".into(), looped: false });
+    assert_eq!((cam.confirm.min_score, cam.confirm.hits, cam.confirm.window), (0.6, 2, 6));
+    assert_eq!(cam.confirm.track_timeout, Duration::from_millis(500));
+    assert_eq!(cam.confirm.zones.len(), 1);
+    assert!(cam.confirm.zones[0].contains(Point { x: 0.5, y: 0.75 }));
+}
+
+#[test]
+fn unknown_field_is_refused_with_its_line() {
+    let err = error(&format!("{MINIMAL}cache = \"x\"\n"));
+    assert!(err.starts_with("/etc/vigil/vigil.toml:9: unknown field `cache`"), "{err}");
+}
+
+#[test]
+fn syntax_error_names_the_line() {
+    let err = error("[device]\nid = \"a\"\ndata_dir = \n");
+    assert!(err.starts_with("/etc/vigil/vigil.toml:3:"), "{err}");
+}
+
+#[test]
+fn missing_sections_are_named() {
+    let err = error("[device]\nid = \"a\"\ndata_dir = \"/d\"\n");
+    assert!(err.contains("missing field `detector`"), "{err}");
+}
+
+#[test]
+fn bad_zone_names_the_camera_line_and_zone() {
+    let err = error(&with_camera("[[camera.zones]]\nname = \"door\"\npoints = [[0.0, 0.0], [0.5, 0.5]]"));
+    assert!(err.starts_with("/etc/vigil/vigil.toml:10: camera \"hall-1\": zones[0] \"door\": a zone needs at least 3 points"), "{err}");
+}
+
+#[test]
+fn duplicate_camera_ids_are_refused() {
+    let text = format!("{}\n[[camera]]\nid = \"hall-1\"\nsource = {{ kind = \"demo\" }}\n", with_camera(""));
+    let err = error(&text);
+    assert!(err.contains(":15: camera id \"hall-1\" is used twice"), "{err}");
+}
+
+#[test]
+fn ids_must_be_plain() {
+    let err = error(&MINIMAL.replace("school-7", "school/7"));
+    assert!(err.contains("device.id \"school/7\" is not a valid id"), "{err}");
+    let err = error(&with_camera("").replace("hall-1", "hall#1"));
+    assert!(err.contains("camera \"hall#1\": id \"hall#1\" is not a valid id"), "{err}");
+}
+
+#[test]
+fn threat_labels_must_meet_the_model() {
+    let err = error(&format!("{MINIMAL}[confirmation]\nthreat_labels = [\"rifle\"]\n"));
+    assert!(err.contains("none of rifle is a label of the model (handgun, phone)"), "{err}");
+}
+
+#[test]
+fn unsafe_playbook_is_refused() {
+    let err = error(&format!("{MINIMAL}[playbook]\non_detection = [\"evacuate\"]\n"));
+    assert!(err.contains(":9: playbook: on_detection may not contain evacuate"), "{err}");
+    let err = error(&format!("{MINIMAL}[playbook]\non_verification = [\"all-clear\"]\n"));
+    assert!(err.contains("playbook.on_verification: unknown action \"all-clear\""), "{err}");
+}
+
+#[test]
+fn devices_are_checked() {
+    for ok in ["CPU", "GPU.1", "NPU", "AUTO", "AUTO:NPU,GPU,CPU"] {
+        assert!(check_device(ok).is_ok(), "{ok}");
+    }
+    for bad in ["TPU", "AUTO:", "AUTO:CPU,FPGA", "GPU.x", "cpu", ""] {
+        assert!(check_device(bad).is_err(), "{bad}");
+    }
+    let err = error(&MINIMAL.replace("labels = [", "device = \"MYRIAD\"\nlabels = ["));
+    assert!(err.contains("detector.device \"MYRIAD\" is not a device"), "{err}");
+}
+
+#[test]
+fn detector_numbers_are_checked() {
+    let err = error(&MINIMAL.replace("labels = [", "confidence = 1.5\nlabels = ["));
+    assert!(err.contains("detector.confidence is 1.5"), "{err}");
+    let err = error(&MINIMAL.replace("demo-yolo.xml", "demo.pt"));
+    assert!(err.contains("expected an OpenVINO IR .xml or an .onnx file"), "{err}");
+}
+
+#[test]
+fn labels_exactly_once() {
+    let err = error(&MINIMAL.replace("labels = [\"handgun\", \"phone\"]", ""));
+    assert!(err.contains("give the model's class names"), "{err}");
+    let err = error(&MINIMAL.replace("labels = [", "labels_file = \"x.txt\"\nlabels = ["));
+    assert!(err.contains("not both"), "{err}");
+}
+
+#[test]
+fn labels_file_is_read_relative_to_the_config() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("metadata.yaml"), "names:\n  0: handgun\n  1: knife\n").unwrap();
+    let text = MINIMAL.replace("labels = [\"handgun\", \"phone\"]", "labels_file = \"metadata.yaml\"");
+    let path = dir.path().join("vigil.toml");
+    std::fs::write(&path, text).unwrap();
+    let c = Config::load(&path).unwrap();
+    assert_eq!(c.detector.labels, [Arc::from("handgun"), Arc::from("knife")]);
+}
+
+#[test]
+fn camera_confirmation_overrides_are_checked() {
+    let err = error(&with_camera("confirmation = { hits = 9 }"));
+    assert!(err.contains("camera \"hall-1\": confirmation.hits is 9: use 1 up to window (5)"), "{err}");
+    let err = error(&with_camera("fps = 0"));
+    assert!(err.contains("fps is 0"), "{err}");
+}
+
+#[test]
+fn sources_are_checked() {
+    let err = error(&with_camera("").replace("kind = \"demo\"", "kind = \"demo\", scenario = \"riot\""));
+    assert!(err.contains("source.scenario \"riot\": expected one of hallway, quiet, armed"), "{err}");
+    let err = error(&with_camera("").replace("kind = \"demo\"", "kind = \"file\", path = \"a.mp4\""));
+    assert!(err.contains("file sources read YUV4MPEG2"), "{err}");
+    let err = error(&with_camera("").replace("kind = \"demo\"", "kind = \"rtsp\""));
+    assert!(err.contains("unknown variant `rtsp`"), "{err}");
+}
+
+#[test]
+fn unreadable_file_says_so() {
+    let err = Config::load(Path::new("/nonexistent/vigil.toml")).unwrap_err().to_string();
+    assert!(err.starts_with("/nonexistent/vigil.toml: cannot read the config file"), "{err}");
+}
+
+#[test]
+fn the_shipped_configs_are_valid() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config");
+    for name in ["demo.toml", "reference.toml"] {
+        let path = root.join(name);
+        let text = std::fs::read_to_string(&path).unwrap();
+        if let Err(e) = Config::parse(&text, &path, &root) {
+            panic!("{e}");
+        }
+    }
+}
