@@ -1,0 +1,184 @@
+//! The inference pool: one OS thread per infer request, each taking the next
+//! frame from a shared queue, so as many requests are in flight as the
+//! device wants and preparing one frame overlaps inference of the others.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Sender;
+use openvino::InferRequest;
+use vigil_core::{Clock, Frame, FrameResult};
+
+use crate::Detector;
+use crate::model::{Decoder, describe};
+
+/// Where the pool takes frames from.
+pub trait FrameQueue: Send + Sync {
+    /// Blocks until a frame should be inferred; `None` once the pipeline is shutting down.
+    fn take(&self) -> Option<Frame>;
+}
+
+/// A frame and what the detector found in it. The frame travels along so the
+/// confirming frame can become evidence without a copy.
+#[derive(Debug)]
+pub struct Inference {
+    /// The frame.
+    pub frame: Frame,
+    /// The detections and stage times.
+    pub result: FrameResult,
+}
+
+/// Counters for status and benchmarks.
+#[derive(Debug, Default)]
+pub struct DetectorStats {
+    /// Frames inferred.
+    pub inferences: AtomicU64,
+    /// Inferences that failed.
+    pub errors: AtomicU64,
+    busy: Mutex<Busy>,
+}
+
+#[derive(Debug, Default)]
+struct Busy {
+    in_flight: u32,
+    since: Option<Instant>,
+    total: Duration,
+}
+
+impl DetectorStats {
+    fn begin(&self) {
+        let mut b = self.busy.lock().unwrap_or_else(|e| e.into_inner());
+        if b.in_flight == 0 {
+            b.since = Some(Instant::now());
+        }
+        b.in_flight += 1;
+    }
+
+    fn end(&self) {
+        let mut b = self.busy.lock().unwrap_or_else(|e| e.into_inner());
+        b.in_flight = b.in_flight.saturating_sub(1);
+        if b.in_flight == 0 {
+            if let Some(since) = b.since.take() {
+                b.total += since.elapsed();
+            }
+        }
+    }
+
+    /// Total time at least one request was on the device; divide by wall time for utilization.
+    pub fn busy_time(&self) -> Duration {
+        let b = self.busy.lock().unwrap_or_else(|e| e.into_inner());
+        b.total + b.since.map(|s| s.elapsed()).unwrap_or_default()
+    }
+}
+
+/// Running inference threads.
+pub struct Pool {
+    threads: Vec<JoinHandle<()>>,
+    stats: Arc<DetectorStats>,
+}
+
+impl Pool {
+    /// Starts one thread per infer request of `detector`. Results go to
+    /// `results` with a blocking send: a result is never dropped, and a stuck
+    /// consumer backs up into the frame queue, which drops stale frames instead.
+    pub fn start(detector: Detector, queue: Arc<dyn FrameQueue>, results: Sender<Inference>, clock: Arc<dyn Clock>) -> Pool {
+        let stats = Arc::new(DetectorStats::default());
+        let Detector { _compiled: compiled, requests, decoder, info } = detector;
+        // The compiled model outlives every request: the last thread to finish drops it.
+        let compiled = Arc::new(Mutex::new(Some(compiled)));
+        let threads = requests
+            .into_iter()
+            .enumerate()
+            .map(|(i, request)| {
+                let worker = Worker {
+                    request,
+                    decoder: decoder.clone(),
+                    queue: queue.clone(),
+                    results: results.clone(),
+                    clock: clock.clone(),
+                    stats: stats.clone(),
+                    model: info.path.display().to_string(),
+                };
+                let compiled = compiled.clone();
+                std::thread::Builder::new()
+                    .name(format!("infer-{i}"))
+                    .spawn(move || {
+                        worker.run();
+                        drop(compiled);
+                    })
+                    .expect("spawning an inference thread")
+            })
+            .collect();
+        Pool { threads, stats }
+    }
+
+    /// The pool's counters.
+    pub fn stats(&self) -> Arc<DetectorStats> {
+        self.stats.clone()
+    }
+
+    /// Waits for every thread; they end once the queue returns `None`.
+    pub fn join(self) {
+        for t in self.threads {
+            if t.join().is_err() {
+                tracing::error!("an inference thread panicked");
+            }
+        }
+    }
+}
+
+struct Worker {
+    request: InferRequest,
+    decoder: Arc<Decoder>,
+    queue: Arc<dyn FrameQueue>,
+    results: Sender<Inference>,
+    clock: Arc<dyn Clock>,
+    stats: Arc<DetectorStats>,
+    model: String,
+}
+
+/// Longest wait for one inference before it is counted as failed.
+const INFER_TIMEOUT_MS: i64 = 30_000;
+
+impl Worker {
+    fn run(mut self) {
+        while let Some(frame) = self.queue.take() {
+            self.stats.begin();
+            let outcome = self.infer(&frame);
+            self.stats.end();
+            match outcome {
+                Ok(detections) => {
+                    self.stats.inferences.fetch_add(1, Ordering::Relaxed);
+                    let result = FrameResult {
+                        camera: frame.camera.clone(),
+                        seq: frame.seq,
+                        width: frame.width,
+                        height: frame.height,
+                        captured: frame.captured,
+                        inferred: self.clock.now(),
+                        detections,
+                    };
+                    if self.results.send(Inference { frame, result }).is_err() {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    let n = self.stats.errors.fetch_add(1, Ordering::Relaxed);
+                    // The first failures say what is wrong; after that, one line per hundred.
+                    if n < 5 || n % 100 == 0 {
+                        tracing::error!(model = %self.model, camera = %frame.camera, error = %describe(&e), failures = n + 1, "inference failed");
+                    }
+                }
+            }
+        }
+    }
+
+    fn infer(&mut self, frame: &Frame) -> Result<Vec<vigil_core::Detection>, openvino::InferenceError> {
+        let lb = self.decoder.prepare(&mut self.request, frame)?;
+        self.request.infer_async()?;
+        self.request.wait(INFER_TIMEOUT_MS)?;
+        self.decoder.finish(&self.request, &lb, frame)
+    }
+}
