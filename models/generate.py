@@ -264,6 +264,16 @@ def build_yolov8n(seed=8):
     return g.model("output0", [1, 4 + nc, a], meta), stats
 
 
+def build_bad_layout():
+    """A valid image model whose output ([1, 3]: mean colour) is no detection layout.
+
+    Tests use it to check that vigild refuses such a model at startup.
+    """
+    g = Graph("vigil-bad-layout")
+    g.op("ReduceMean", "images", out="mean_rgb", axes=[2, 3], keepdims=0)
+    return g.model("mean_rgb", [1, 3], {"description": "not a detector: output is [1, 3]"})
+
+
 # ------------------------------------------------------------------------------- writing
 def write_bytes(path, data):
     with open(path, "wb") as f:
@@ -296,6 +306,7 @@ def generate(out, group):
         write_ir(yolo, os.path.join(out, "demo-yolo.xml"))
         write_ir(build_demo("ssd"), os.path.join(out, "demo-ssd.xml"))
         write_bytes(os.path.join(out, "demo.labels"), ("\n".join(DEMO_LABELS) + "\n").encode())
+        write_bytes(os.path.join(out, "bad-layout.onnx"), build_bad_layout().SerializeToString())
     else:
         model, stats = build_yolov8n()
         print(f"yolov8n-640: {stats['params']:,} parameters, "

@@ -138,8 +138,11 @@ impl Detector {
             }
         }
 
+        // AUTO gets only the devices present: naming an absent one makes
+        // OpenVINO load its plugin anyway, and the GPU plugin fails without OpenCL.
+        let target = if cfg.device.starts_with("AUTO") { format!("AUTO:{}", targets.join(",")) } else { cfg.device.clone() };
         let mut compiled = core
-            .compile_model(&model, DeviceType::from(cfg.device.as_str()))
+            .compile_model(&model, DeviceType::from(target.as_str()))
             .map_err(|e| fail(ErrorKind::Compile, format!("cannot compile it for {}: {}", cfg.device, describe(&e))))?;
         let output = compiled.get_output_by_index(0).map_err(ov(ErrorKind::Output))?;
         if output.get_element_type().map_err(ov(ErrorKind::Output))? != ElementType::F32 {
