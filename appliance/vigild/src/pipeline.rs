@@ -1,0 +1,182 @@
+//! Assembling and tearing down the pipeline:
+//!
+//! ```text
+//! camera workers ──put──▶ LatestFrames ──take──▶ detector pool ──bounded──▶ supervisor ──▶ notices
+//!  (thread each)        (slot per camera)      (thread per request)        (one thread)     actions
+//! ```
+//!
+//! Teardown runs in a fixed order so nothing in flight is lost: cameras stop,
+//! the scheduler closes, the detector finishes the frames it holds, the
+//! supervisor drains their results, and only then returns.
+
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use crossbeam_channel::Sender;
+use vigil_config::Config;
+use vigil_core::{CameraId, Clock};
+use vigil_detector::{Detector, DetectorStats, ModelInfo, Pool};
+use vigil_sources::Opener;
+use vigil_store::Store;
+
+use crate::actions::ActionSink;
+use crate::cameras::{CameraHealth, CameraWorker, ConfigOpener};
+use crate::scheduler::{LatestFrames, SlotStats};
+use crate::supervisor::{CommandRequest, Notice, Supervisor, SupervisorStats};
+
+/// Results waiting for the supervisor; small, because results are never dropped
+/// and a backlog here only ages frames.
+const RESULT_QUEUE: usize = 16;
+
+/// What the pipeline is built from besides the config; tests swap these.
+pub struct Parts {
+    /// The clock frames and incidents are stamped with.
+    pub clock: Arc<dyn Clock>,
+    /// Opens camera streams; `None` opens what the config says.
+    pub opener: Option<Arc<dyn Opener>>,
+    /// Carries out actions.
+    pub actions: Box<dyn ActionSink>,
+    /// Observers of incidents.
+    pub notices: Vec<Sender<Notice>>,
+}
+
+/// One camera's line in the status.
+#[derive(Clone, Debug)]
+pub struct CameraStatus {
+    /// Its id.
+    pub id: CameraId,
+    /// Its worker's health.
+    pub health: CameraHealth,
+    /// Its scheduler counters.
+    pub slot: SlotStats,
+}
+
+/// A snapshot of the running pipeline.
+#[derive(Clone)]
+pub struct Status {
+    /// Time since start.
+    pub uptime: Duration,
+    /// What model runs where.
+    pub model: ModelInfo,
+    /// Cameras.
+    pub cameras: Vec<CameraStatus>,
+    /// Frames inferred.
+    pub inferences: u64,
+    /// Inferences that failed.
+    pub inference_errors: u64,
+    /// Share of wall time the device had work, 0..=1.
+    pub detector_utilization: f64,
+    /// Frames dropped because a newer one arrived first.
+    pub dropped: u64,
+    /// Supervisor counters.
+    pub supervisor: SupervisorStats,
+}
+
+/// The running pipeline.
+pub struct Running {
+    cameras: Vec<CameraWorker>,
+    frames: Arc<LatestFrames>,
+    pool: Pool,
+    detector: Arc<DetectorStats>,
+    supervisor: JoinHandle<()>,
+    supervisor_stats: Arc<Mutex<SupervisorStats>>,
+    commands: Sender<CommandRequest>,
+    model: ModelInfo,
+    started: Instant,
+}
+
+/// Starts the pipeline for `config` on a loaded `detector`.
+pub fn start(config: &Config, detector: Detector, parts: Parts) -> anyhow::Result<Running> {
+    let store = Store::open(&config.device.data_dir).context("opening the incident store")?;
+    let loaded = store.load().context("reading the incident store")?;
+    for e in &loaded.unreadable {
+        tracing::error!(error = %e, "an incident on disk cannot be read; it is left in place for inspection");
+    }
+    let supervisor = Supervisor::new(config, store, loaded, parts.actions, parts.notices, parts.clock.clone());
+    let supervisor_stats = supervisor.stats();
+
+    let frames = Arc::new(LatestFrames::new());
+    let model = detector.info().clone();
+    let (results_tx, results_rx) = crossbeam_channel::bounded(RESULT_QUEUE);
+    let pool = Pool::start(detector, frames.clone(), results_tx, parts.clock.clone());
+    let detector_stats = pool.stats();
+
+    let (commands, commands_rx) = crossbeam_channel::bounded(64);
+    let supervisor = std::thread::Builder::new()
+        .name("supervisor".into())
+        .spawn(move || supervisor.run(results_rx, commands_rx))
+        .context("starting the supervisor thread")?;
+
+    let opener = parts
+        .opener
+        .unwrap_or_else(|| Arc::new(ConfigOpener::new(config.cameras.clone(), parts.clock.clone())));
+    let cameras = config
+        .cameras
+        .iter()
+        .map(|c| CameraWorker::spawn(c.id.clone(), c.fps, opener.clone(), frames.clone()))
+        .collect();
+    Ok(Running {
+        cameras,
+        frames,
+        pool,
+        detector: detector_stats,
+        supervisor,
+        supervisor_stats,
+        commands,
+        model,
+        started: Instant::now(),
+    })
+}
+
+impl Running {
+    /// Where to send operator commands.
+    pub fn commands(&self) -> Sender<CommandRequest> {
+        self.commands.clone()
+    }
+
+    /// A snapshot of the pipeline's state.
+    pub fn status(&self) -> Status {
+        let slots = self.frames.stats();
+        let uptime = self.started.elapsed();
+        Status {
+            uptime,
+            model: self.model.clone(),
+            cameras: self
+                .cameras
+                .iter()
+                .map(|c| CameraStatus {
+                    id: c.id().clone(),
+                    health: c.health(),
+                    slot: slots.iter().find(|(id, _)| id == c.id()).map(|(_, s)| *s).unwrap_or_default(),
+                })
+                .collect(),
+            inferences: self.detector.inferences.load(std::sync::atomic::Ordering::Relaxed),
+            inference_errors: self.detector.errors.load(std::sync::atomic::Ordering::Relaxed),
+            detector_utilization: (self.detector.busy_time().as_secs_f64() / uptime.as_secs_f64().max(1e-9)).min(1.0),
+            dropped: self.frames.dropped(),
+            supervisor: self.supervisor_stats.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+        }
+    }
+
+    /// Stops everything in order and returns the final status.
+    pub fn shutdown(self) -> Status {
+        for c in &self.cameras {
+            c.stop();
+        }
+        let mut status = self.status();
+        let Running { cameras, frames, pool, supervisor, supervisor_stats, commands, .. } = self;
+        for c in cameras {
+            c.join();
+        }
+        frames.close();
+        pool.join();
+        drop(commands);
+        if supervisor.join().is_err() {
+            tracing::error!("the supervisor thread panicked");
+        }
+        status.supervisor = supervisor_stats.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        status
+    }
+}
