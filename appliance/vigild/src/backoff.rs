@@ -15,7 +15,11 @@ pub struct Backoff {
 impl Backoff {
     /// A backoff from `base` up to `cap`, seeded so tests are repeatable.
     pub fn new(base: Duration, cap: Duration, seed: u64) -> Backoff {
-        Backoff { base, cap, attempt: 0, rng: seed | 1 }
+        // splitmix64 spreads nearby seeds (camera 1, camera 2) apart.
+        let mut z = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        Backoff { base, cap, attempt: 0, rng: (z ^ (z >> 31)) | 1 }
     }
 
     /// The next delay.
