@@ -1,1 +1,105 @@
-fn main() {}
+//! `cargo xtask`: everything a fresh machine needs to run Vigil's demo,
+//! tests and benchmarks, in Rust so it runs wherever cargo does.
+//!
+//! Each command first makes the environment: a Python venv (`.venv`) with the
+//! pinned OpenVINO wheel and model tooling, then the generated models in
+//! `target/models`. Both steps are skipped when their inputs are unchanged.
+
+mod env;
+
+use std::path::PathBuf;
+use std::process::{Command, ExitCode};
+
+use env::Env;
+
+const USAGE: &str = "\
+usage: cargo xtask <command> [options]
+
+commands:
+  demo [--seconds N] [--config FILE]   set up, build and run vigild on the demo scene
+  test [-- CARGO_TEST_ARGS...]         set up and run the whole test suite
+  bench [--json] [--seconds N] [--cameras 1,4,16] [--fps N] [--micro]
+                                        pipeline benchmark against OpenVINO's benchmark_app
+                                        (--micro: criterion micro-benchmarks instead)
+  setup                                only make the venv and the models";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("demo") => demo(&args[1..]),
+        Some("test") => test(&args[1..]),
+        Some("bench") => bench(&args[1..]),
+        Some("setup") => Env::prepare().map(|_| ()),
+        Some("-h" | "--help") => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        _ => Err(format!("unknown or missing command\n{USAGE}")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `--name value` from `args`, parsed.
+fn option<T: std::str::FromStr>(args: &[String], name: &str) -> Result<Option<T>, String> {
+    match args.iter().position(|a| a == name) {
+        None => Ok(None),
+        Some(i) => {
+            let v = args.get(i + 1).ok_or_else(|| format!("{name} needs a value"))?;
+            v.parse().map(Some).map_err(|_| format!("{name}: {v:?} is not valid"))
+        }
+    }
+}
+
+fn demo(args: &[String]) -> Result<(), String> {
+    let env = Env::prepare()?;
+    let config: PathBuf = option(args, "--config")?.unwrap_or_else(|| env.root.join("config/demo.toml"));
+    env.cargo(&["build", "--release", "--package", "vigild"])?;
+    let mut cmd = Command::new(env.root.join("target/release/vigild"));
+    cmd.arg("--config").arg(&config).arg("--console");
+    if let Some(seconds) = option::<u64>(args, "--seconds")? {
+        cmd.arg("--seconds").arg(seconds.to_string());
+    }
+    println!("xtask: running vigild on {} (Ctrl-C to stop)", config.display());
+    env.run(&mut cmd)
+}
+
+fn test(args: &[String]) -> Result<(), String> {
+    let env = Env::prepare()?;
+    let extra: Vec<&str> = match args.iter().position(|a| a == "--") {
+        Some(i) => args[i + 1..].iter().map(String::as_str).collect(),
+        None => Vec::new(),
+    };
+    let mut cargo = vec!["test", "--workspace"];
+    cargo.extend(extra);
+    env.cargo(&cargo)
+}
+
+fn bench(args: &[String]) -> Result<(), String> {
+    let env = Env::prepare()?;
+    if args.iter().any(|a| a == "--micro") {
+        return env.cargo(&["bench", "--package", "vigil-bench", "--bench", "micro"]);
+    }
+    env.cargo(&["build", "--release", "--package", "vigil-bench"])?;
+    let mut cmd = Command::new(env.root.join("target/release/vigil-bench"));
+    cmd.arg("--model")
+        .arg(env.models.join("yolov8n-640.xml"))
+        .arg("--labels")
+        .arg(env.models.join("coco80.labels"))
+        .arg("--benchmark-app")
+        .arg(env.venv_bin("benchmark_app"));
+    for name in ["--seconds", "--cameras", "--fps", "--device"] {
+        if let Some(v) = option::<String>(args, name)? {
+            cmd.arg(name).arg(v);
+        }
+    }
+    if args.iter().any(|a| a == "--json") {
+        cmd.arg("--json");
+    }
+    env.run(&mut cmd)
+}

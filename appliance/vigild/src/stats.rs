@@ -51,6 +51,14 @@ impl Histogram {
         Some(self.max)
     }
 
+    /// The samples recorded since `earlier`, a copy of this histogram taken before.
+    /// The maximum is the later one's, an upper bound for the interval.
+    pub fn since(&self, earlier: &Histogram) -> Histogram {
+        let counts: Vec<u64> = self.counts.iter().zip(&earlier.counts).map(|(a, b)| a.saturating_sub(*b)).collect();
+        let total = counts.iter().sum();
+        Histogram { counts, total, max: self.max }
+    }
+
     /// The largest sample.
     pub fn max(&self) -> Duration {
         self.max
@@ -73,6 +81,18 @@ mod tests {
         assert_eq!(h.quantile(0.99), Some(Duration::from_micros(99_100)));
         assert_eq!(h.quantile(1.0), Some(Duration::from_millis(100)));
         assert_eq!(h.max(), Duration::from_millis(100));
+    }
+
+    #[test]
+    fn since_keeps_only_the_later_samples() {
+        let mut h = Histogram::default();
+        h.record(Duration::from_millis(500));
+        let before = h.clone();
+        h.record(Duration::from_millis(10));
+        h.record(Duration::from_millis(20));
+        let d = h.since(&before);
+        assert_eq!(d.count(), 2);
+        assert_eq!(d.quantile(1.0), Some(Duration::from_micros(20_100)));
     }
 
     #[test]
