@@ -58,7 +58,16 @@ fn option<T: std::str::FromStr>(args: &[String], name: &str) -> Result<Option<T>
 
 fn demo(args: &[String]) -> Result<(), String> {
     let env = Env::prepare()?;
-    let config: PathBuf = option(args, "--config")?.unwrap_or_else(|| env.root.join("config/demo.toml"));
+    let custom: Option<PathBuf> = option(args, "--config")?;
+    if custom.is_none() {
+        // The demo starts fresh: open incidents from an earlier run would turn
+        // this run's detections into re-detections of the old incident.
+        let data = env.root.join("target/demo");
+        if data.exists() {
+            std::fs::remove_dir_all(&data).map_err(|e| format!("cannot clear {}: {e}", data.display()))?;
+        }
+    }
+    let config = custom.unwrap_or_else(|| env.root.join("config/demo.toml"));
     env.cargo(&["build", "--release", "--package", "vigild"])?;
     let mut cmd = Command::new(env.root.join("target/release/vigild"));
     cmd.arg("--config").arg(&config).arg("--console");

@@ -24,6 +24,8 @@ pub enum CameraState {
     Streaming,
     /// The stream failed; retrying after a backoff.
     Failed(String),
+    /// A source that plays once (a file without `loop`) reached its end.
+    Finished,
 }
 
 /// A camera's health.
@@ -83,11 +85,18 @@ pub struct CameraWorker {
 }
 
 impl CameraWorker {
-    /// Starts the worker for `id`, feeding `frames`.
-    pub fn spawn(id: CameraId, fps: f32, opener: Arc<dyn Opener>, frames: Arc<LatestFrames>) -> CameraWorker {
+    /// Starts the worker for `id`, feeding `frames`. A stream that ends
+    /// cleanly is reopened, like a camera that hung up, unless `play_once`.
+    pub fn spawn(
+        id: CameraId,
+        fps: f32,
+        play_once: bool,
+        opener: Arc<dyn Opener>,
+        frames: Arc<LatestFrames>,
+    ) -> CameraWorker {
         let stop = Arc::new(AtomicBool::new(false));
         let health = Arc::new(Mutex::new(CameraHealth { state: CameraState::Starting, frames: 0, opens: 0 }));
-        let worker = Worker { id: id.clone(), fps, opener, frames, stop: stop.clone(), health: health.clone() };
+        let worker = Worker { id: id.clone(), fps, play_once, opener, frames, stop: stop.clone(), health: health.clone() };
         let thread = std::thread::Builder::new()
             .name(format!("camera-{id}"))
             .spawn(move || worker.run())
@@ -122,6 +131,7 @@ impl CameraWorker {
 struct Worker {
     id: CameraId,
     fps: f32,
+    play_once: bool,
     opener: Arc<dyn Opener>,
     frames: Arc<LatestFrames>,
     stop: Arc<AtomicBool>,
@@ -146,6 +156,11 @@ impl Worker {
                 backoff.reset();
             }
             let reason = match outcome {
+                Ok(()) if self.play_once => {
+                    tracing::info!(camera = %self.id, "the file has been played to its end");
+                    self.set_state(CameraState::Finished);
+                    break;
+                }
                 Ok(()) => "the stream ended".to_string(),
                 Err(e) => e.to_string(),
             };

@@ -101,3 +101,53 @@ pub fn format_summary(status: &Status) -> String {
     }
     text
 }
+
+/// The operator commands the console accepts, one per line.
+pub const CONSOLE_HELP: &str = "commands: verify ID | dismiss ID | action ID hold|secure|lockdown|evacuate|shelter | all-clear ID | drill start|stop | help";
+
+/// Parses one console line into a command; `Ok(None)` for a blank line.
+pub fn parse_command(line: &str) -> Result<Option<vigil_core::incident::Command>, String> {
+    use vigil_core::incident::{Command, IncidentId};
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let id = |w: Option<&&str>| -> Result<IncidentId, String> {
+        let w = w.ok_or("which incident? give its number")?;
+        w.parse().map(IncidentId).map_err(|_| format!("{w:?} is not an incident number"))
+    };
+    Ok(Some(match words.as_slice() {
+        [] => return Ok(None),
+        ["help"] => return Err(CONSOLE_HELP.to_string()),
+        ["verify", rest @ ..] if rest.len() <= 1 => Command::Verify(id(rest.first())?),
+        ["dismiss", rest @ ..] if rest.len() <= 1 => Command::Dismiss(id(rest.first())?),
+        ["all-clear", rest @ ..] if rest.len() <= 1 => Command::AllClear(id(rest.first())?),
+        ["action", n, action] => Command::Action(id(Some(n))?, action.parse()?),
+        ["drill", "start"] => Command::DrillStart,
+        ["drill", "stop"] => Command::DrillStop,
+        _ => return Err(format!("cannot read {line:?}; {CONSOLE_HELP}")),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vigil_core::incident::{Command, IncidentId};
+    use vigil_core::playbook::SrpAction;
+
+    #[test]
+    fn parses_every_command() {
+        assert_eq!(parse_command("verify 3"), Ok(Some(Command::Verify(IncidentId(3)))));
+        assert_eq!(parse_command("  dismiss 4 "), Ok(Some(Command::Dismiss(IncidentId(4)))));
+        assert_eq!(parse_command("action 5 lockdown"), Ok(Some(Command::Action(IncidentId(5), SrpAction::Lockdown))));
+        assert_eq!(parse_command("all-clear 6"), Ok(Some(Command::AllClear(IncidentId(6)))));
+        assert_eq!(parse_command("drill start"), Ok(Some(Command::DrillStart)));
+        assert_eq!(parse_command("drill stop"), Ok(Some(Command::DrillStop)));
+        assert_eq!(parse_command(""), Ok(None));
+    }
+
+    #[test]
+    fn bad_lines_say_what_is_wrong() {
+        assert_eq!(parse_command("verify"), Err("which incident? give its number".into()));
+        assert_eq!(parse_command("verify x"), Err("\"x\" is not an incident number".into()));
+        assert!(parse_command("action 1 party").unwrap_err().contains("unknown action \"party\""));
+        assert!(parse_command("launch").unwrap_err().contains("commands: verify ID"));
+    }
+}

@@ -23,7 +23,8 @@ struct Args {
     /// Validate the configuration file (and that the files it names exist), then exit.
     #[arg(long, value_name = "FILE", conflicts_with = "config")]
     check_config: Option<PathBuf>,
-    /// Print incidents to stdout as they happen, and a summary at the end.
+    /// Print incidents to stdout as they happen and a summary at the end, and
+    /// take operator commands (verify, dismiss, action, all-clear, drill) on stdin.
     #[arg(long)]
     console: bool,
     /// Stop after this many seconds (for demos and tests).
@@ -82,6 +83,11 @@ fn run(args: Args) -> anyhow::Result<()> {
     let parts = Parts { clock: Arc::new(SystemClock::new()), opener: None, actions: Box::new(LogActions), notices };
     let running = vigild::start(&config, detector, parts)?;
     tracing::info!(device = %config.device.id, cameras = config.cameras.len(), "vigild running");
+    if args.console {
+        println!("{}", console::CONSOLE_HELP);
+        let commands = running.commands();
+        std::thread::spawn(move || console_commands(commands));
+    }
 
     let deadline = args.seconds.map(|s| Instant::now() + Duration::from_secs(s));
     while !stop.load(Ordering::Relaxed) && deadline.is_none_or(|d| Instant::now() < d) {
@@ -98,12 +104,42 @@ fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Reads operator commands from stdin until it closes. The actor recorded in
+/// the audit trail is `console:<login>`.
+fn console_commands(commands: crossbeam_channel::Sender<vigild::CommandRequest>) {
+    let who = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
+    for line in std::io::stdin().lines() {
+        let Ok(line) = line else { return };
+        let command = match console::parse_command(&line) {
+            Ok(Some(c)) => c,
+            Ok(None) => continue,
+            Err(e) => {
+                println!("{e}");
+                continue;
+            }
+        };
+        let (reply, verdict) = crossbeam_channel::bounded(1);
+        let actor = vigil_core::incident::Actor::Operator(format!("console:{who}"));
+        if commands.send(vigild::CommandRequest { command, actor, reply: Some(reply) }).is_err() {
+            return;
+        }
+        match verdict.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => println!("refused: {e}"),
+            Err(_) => return,
+        }
+    }
+}
+
 /// Files the config names must exist: refusing now beats a camera that
 /// retries a missing file forever.
 fn check_files(config: &Config) -> anyhow::Result<()> {
     let mut missing = Vec::new();
-    if !config.detector.model.is_file() {
-        missing.push(format!("detector.model {}", config.detector.model.display()));
+    let model = &config.detector.model;
+    if !model.is_file() {
+        missing.push(format!("detector.model {}", model.display()));
+    } else if model.extension().is_some_and(|e| e == "xml") && !model.with_extension("bin").is_file() {
+        missing.push(format!("the weights {} beside detector.model", model.with_extension("bin").display()));
     }
     for c in &config.cameras {
         if let SourceConfig::File { path, .. } = &c.source {

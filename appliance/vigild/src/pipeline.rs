@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use crossbeam_channel::Sender;
-use vigil_config::Config;
+use vigil_config::{Config, SourceConfig};
 use vigil_core::{CameraId, Clock};
 use vigil_detector::{Detector, DetectorStats, ModelInfo, Pool};
 use vigil_sources::Opener;
@@ -115,7 +115,10 @@ pub fn start(config: &Config, detector: Detector, parts: Parts) -> anyhow::Resul
     let cameras = config
         .cameras
         .iter()
-        .map(|c| CameraWorker::spawn(c.id.clone(), c.fps, opener.clone(), frames.clone()))
+        .map(|c| {
+            let play_once = matches!(c.source, SourceConfig::File { looped: false, .. });
+            CameraWorker::spawn(c.id.clone(), c.fps, play_once, opener.clone(), frames.clone())
+        })
         .collect();
     Ok(Running {
         cameras,

@@ -1,0 +1,27 @@
+//! End-to-end tests: vigild's whole pipeline in-process, from camera workers
+//! through the frame scheduler and real OpenVINO inference on the generated
+//! demo model to confirmation, incidents, evidence and the audit trail on disk.
+//!
+//! Every test builds its config the way vigild does (a TOML file loaded with
+//! `Config::load`), on the CPU, with its data folder in a temporary folder.
+//! They need OpenVINO and the generated models: `cargo xtask test` provides
+//! both; run alone, set `OPENVINO_LIB` (and `VIGIL_MODELS` if the models are
+//! not in `target/models`). Without them the tests fail saying so.
+//!
+//! Tests wait for notices and status changes with deadlines, never for fixed
+//! times, and assert no timings: performance belongs in the benchmarks.
+
+#[path = "e2e/commands.rs"]
+mod commands;
+#[path = "e2e/drill.rs"]
+mod drill;
+#[path = "e2e/harness.rs"]
+mod harness;
+#[path = "e2e/incidents.rs"]
+mod incidents;
+#[path = "e2e/lifecycle.rs"]
+mod lifecycle;
+#[path = "e2e/restart.rs"]
+mod restart;
+#[path = "e2e/sources.rs"]
+mod sources;
