@@ -193,6 +193,8 @@ pub struct ActionRequest {
     pub label: Arc<str>,
     /// What to do.
     pub directive: Directive,
+    /// Who caused it: the system for playbook actions, else the operator.
+    pub actor: Actor,
 }
 
 /// What the incident book asks its owner to do, in order.
@@ -287,6 +289,16 @@ impl Incidents {
         self.open.get(&id)
     }
 
+    /// Requests that re-assert every action still in force on the restored
+    /// incidents: a door controller that lost power with the box must be told
+    /// again. Call once after a restart; devices treat repeats as no-ops.
+    pub fn resume(&self) -> Vec<Output> {
+        self.open
+            .values()
+            .flat_map(|i| i.active.iter().map(move |&a| Output::Dispatch(request(i, Directive::Activate(a), &Actor::System))))
+            .collect()
+    }
+
     /// A confirmed alarm from `location`'s camera: raise an incident, or count
     /// a re-detection if that camera already has one open.
     pub fn on_alarm(&mut self, alarm: Alarm, location: Location, now: Moment) -> Vec<Output> {
@@ -333,7 +345,7 @@ impl Incidents {
         ));
         for &action in self.playbook.on_detection() {
             incident.active.push(action);
-            out.push(Output::Dispatch(request(&incident, Directive::Activate(action))));
+            out.push(Output::Dispatch(request(&incident, Directive::Activate(action), &Actor::System)));
         }
         let reason = if incident.active.is_empty() {
             "awaiting human verification".to_string()
@@ -377,7 +389,7 @@ impl Incidents {
                     return Err(refused(incident, "dismiss", "a response is under way: end it with all-clear"));
                 }
                 for &action in incident.active.iter().rev() {
-                    out.push(Output::Dispatch(request(incident, Directive::Revert(action))));
+                    out.push(Output::Dispatch(request(incident, Directive::Revert(action), &actor)));
                 }
                 let reason = if incident.active.is_empty() {
                     "dismissed as a false alarm".to_string()
@@ -396,11 +408,11 @@ impl Incidents {
                 if !incident.active.contains(&action) {
                     incident.active.push(action);
                 }
-                out.push(Output::Dispatch(request(incident, Directive::Activate(action))));
+                out.push(Output::Dispatch(request(incident, Directive::Activate(action), &actor)));
                 transition(incident, Stage::Responding(action), actor, now, format!("{action} ordered"), &mut out);
             }
             Command::AllClear(_) => {
-                out.push(Output::Dispatch(request(incident, Directive::AllClear)));
+                out.push(Output::Dispatch(request(incident, Directive::AllClear, &actor)));
                 let reason = if incident.active.is_empty() {
                     "all clear".to_string()
                 } else {
@@ -421,12 +433,16 @@ impl Incidents {
 
 fn verify(incident: &mut Incident, playbook: &Playbook, actor: Actor, now: Moment, reason: String, out: &mut Vec<Output>) {
     incident.times.verified = Some(now);
-    transition(incident, Stage::Confirmed, actor, now, reason, out);
+    // The actions join `active` before the transition is recorded, so the
+    // persisted state never lags what is in force (a restart must revert them).
     for &action in playbook.on_verification() {
         if !incident.active.contains(&action) {
             incident.active.push(action);
         }
-        out.push(Output::Dispatch(request(incident, Directive::Activate(action))));
+    }
+    transition(incident, Stage::Confirmed, actor.clone(), now, reason, out);
+    for &action in playbook.on_verification() {
+        out.push(Output::Dispatch(request(incident, Directive::Activate(action), &actor)));
     }
 }
 
@@ -436,7 +452,7 @@ fn transition(incident: &mut Incident, to: Stage, actor: Actor, at: Moment, reas
     out.push(Output::Transition(Transition { incident: incident.id, at, actor, from, to, reason }, incident.clone()));
 }
 
-fn request(incident: &Incident, directive: Directive) -> ActionRequest {
+fn request(incident: &Incident, directive: Directive, actor: &Actor) -> ActionRequest {
     ActionRequest {
         incident: incident.id,
         drill: incident.drill,
@@ -444,6 +460,7 @@ fn request(incident: &Incident, directive: Directive) -> ActionRequest {
         location: incident.location.clone(),
         label: incident.label.clone(),
         directive,
+        actor: actor.clone(),
     }
 }
 
@@ -560,6 +577,53 @@ mod tests {
             Output::Transition(t, _) => assert_eq!(t.actor, operator()),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn the_confirmed_record_already_holds_the_verified_actions() {
+        // Regression: the Confirmed transition was recorded before Lockdown
+        // joined `active`, so a restart forgot to revert the lockdown.
+        let mut b = book();
+        let id = raise(&mut b);
+        let out = b.on_command(Command::Verify(id), operator(), at(1)).unwrap();
+        match &out[0] {
+            Output::Transition(t, i) => {
+                assert_eq!(t.to, Stage::Confirmed);
+                assert_eq!(i.active, vec![SrpAction::Secure, SrpAction::Lockdown]);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn operator_actions_name_the_operator() {
+        let mut b = book();
+        let id = raise(&mut b);
+        let out = b.on_command(Command::Action(id, SrpAction::Hold), operator(), at(1)).unwrap();
+        let actors: Vec<Actor> = out
+            .iter()
+            .filter_map(|o| match o {
+                Output::Dispatch(r) => Some(r.actor.clone()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(actors, vec![operator(), operator()], "verify's lockdown and the ordered hold");
+        let raised = b.on_alarm(alarm("gym"), Location::default(), at(2));
+        assert!(raised.iter().all(|o| !matches!(o, Output::Dispatch(r) if r.actor != Actor::System)));
+    }
+
+    #[test]
+    fn resume_reasserts_what_is_in_force() {
+        let mut b = book();
+        let id = raise(&mut b);
+        b.on_command(Command::Verify(id), operator(), at(1)).unwrap();
+        let open: Vec<Incident> = b.open().cloned().collect();
+        let restarted = Incidents::new(0, open, Playbook::default(), false);
+        assert_eq!(
+            dispatched(&restarted.resume()),
+            vec![Directive::Activate(SrpAction::Secure), Directive::Activate(SrpAction::Lockdown)]
+        );
+        assert!(book().resume().is_empty());
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -37,39 +38,20 @@ pub struct DetectorStats {
     pub inferences: AtomicU64,
     /// Inferences that failed.
     pub errors: AtomicU64,
-    busy: Mutex<Busy>,
-}
-
-#[derive(Debug, Default)]
-struct Busy {
-    in_flight: u32,
-    since: Option<Instant>,
-    total: Duration,
+    /// Nanoseconds requests spent in flight, summed over requests.
+    busy_ns: AtomicU64,
 }
 
 impl DetectorStats {
-    fn begin(&self) {
-        let mut b = self.busy.lock().unwrap_or_else(|e| e.into_inner());
-        if b.in_flight == 0 {
-            b.since = Some(Instant::now());
-        }
-        b.in_flight += 1;
-    }
-
-    fn end(&self) {
-        let mut b = self.busy.lock().unwrap_or_else(|e| e.into_inner());
-        b.in_flight = b.in_flight.saturating_sub(1);
-        if b.in_flight == 0 {
-            if let Some(since) = b.since.take() {
-                b.total += since.elapsed();
-            }
-        }
-    }
-
-    /// Total time at least one request was on the device; divide by wall time for utilization.
+    /// Time requests spent in flight, summed over requests. Divided by wall
+    /// time and the number of requests it is the device's utilization: 1.0
+    /// means every request always had a frame in flight.
     pub fn busy_time(&self) -> Duration {
-        let b = self.busy.lock().unwrap_or_else(|e| e.into_inner());
-        b.total + b.since.map(|s| s.elapsed()).unwrap_or_default()
+        Duration::from_nanos(self.busy_ns.load(Ordering::Relaxed))
+    }
+
+    fn add_busy(&self, d: Duration) {
+        self.busy_ns.fetch_add(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX), Ordering::Relaxed);
     }
 }
 
@@ -145,9 +127,9 @@ const INFER_TIMEOUT_MS: i64 = 30_000;
 impl Worker {
     fn run(mut self) {
         while let Some(frame) = self.queue.take() {
-            self.stats.begin();
+            let started = Instant::now();
             let outcome = self.infer(&frame);
-            self.stats.end();
+            self.stats.add_busy(started.elapsed());
             match outcome {
                 Ok(detections) => {
                     self.stats.inferences.fetch_add(1, Ordering::Relaxed);
@@ -167,7 +149,7 @@ impl Worker {
                 Err(e) => {
                     let n = self.stats.errors.fetch_add(1, Ordering::Relaxed);
                     // The first failures say what is wrong; after that, one line per hundred.
-                    if n < 5 || n % 100 == 0 {
+                    if n < 5 || n.is_multiple_of(100) {
                         tracing::error!(model = %self.model, camera = %frame.camera, error = %describe(&e), failures = n + 1, "inference failed");
                     }
                 }

@@ -13,10 +13,8 @@ fn candidates(configured: Option<&Path>) -> Vec<(String, PathBuf)> {
         out.push(("$OPENVINO_LIB".to_string(), PathBuf::from(p)));
     }
     // A Python venv with the `openvino` wheel, as `cargo xtask` makes one.
-    if let Some(venv) = std::env::var_os("VIRTUAL_ENV") {
-        if let Some(libs) = wheel_libs(Path::new(&venv)) {
-            out.push(("$VIRTUAL_ENV's openvino wheel".to_string(), libs));
-        }
+    if let Some(libs) = std::env::var_os("VIRTUAL_ENV").and_then(|venv| wheel_libs(Path::new(&venv))) {
+        out.push(("$VIRTUAL_ENV's openvino wheel".to_string(), libs));
     }
     out
 }

@@ -4,7 +4,8 @@
 //! <data_dir>/incidents/00000042/incident.json   current state, replaced atomically
 //!                              /audit.jsonl     every transition, appended and fsynced
 //!                              /snapshot.jpg    evidence
-//! <data_dir>/state/drill                        "1" while drill mode is on
+//! <data_dir>/state/drill                        "1" or "0": drill mode as an operator last set it
+//! <data_dir>/state/audit.jsonl                  the device's own audit trail (drill mode changes)
 //! ```
 //!
 //! Every write is fsynced (file and folder) before the call returns, so an
@@ -44,8 +45,8 @@ pub struct Loaded {
     pub next_id: u64,
     /// Incidents still open.
     pub open: Vec<Incident>,
-    /// Whether drill mode was on.
-    pub drill: bool,
+    /// Drill mode as an operator last set it; `None` if never.
+    pub drill: Option<bool>,
     /// Incident folders that could not be read; left in place for a human.
     pub unreadable: Vec<StoreError>,
 }
@@ -79,7 +80,7 @@ impl Store {
     /// Reads every incident folder: the next id and the incidents still open.
     pub fn load(&self) -> Result<Loaded, StoreError> {
         let dir = self.root.join("incidents");
-        let mut loaded = Loaded { next_id: 1, open: Vec::new(), drill: false, unreadable: Vec::new() };
+        let mut loaded = Loaded { next_id: 1, open: Vec::new(), drill: None, unreadable: Vec::new() };
         for entry in fs::read_dir(&dir).map_err(io_err(&dir, "cannot list incidents"))? {
             let entry = entry.map_err(io_err(&dir, "cannot list incidents"))?;
             let Some(id) = entry.file_name().to_str().and_then(|n| n.parse::<u64>().ok()) else {
@@ -96,8 +97,8 @@ impl Store {
         loaded.open.sort_by_key(|i| i.id);
         let drill = self.root.join("state/drill");
         loaded.drill = match fs::read_to_string(&drill) {
-            Ok(s) => s.trim() == "1",
-            Err(e) if e.kind() == io::ErrorKind::NotFound => false,
+            Ok(s) => Some(s.trim() == "1"),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
             Err(e) => return Err(io_err(&drill, "cannot read drill state")(e)),
         };
         Ok(loaded)
@@ -116,40 +117,23 @@ impl Store {
     pub fn append_audit(&self, id: IncidentId, entry: &AuditEntry) -> Result<(), StoreError> {
         let dir = self.incident_dir(id);
         create_dir_synced(&dir)?;
-        let path = dir.join("audit.jsonl");
-        let mut line = serde_json::to_vec(entry)
-            .map_err(|e| StoreError { path: path.clone(), message: format!("cannot encode the audit entry: {e}") })?;
-        line.push(b'\n');
-        let mut file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(io_err(&path, "cannot open the audit trail"))?;
-        file.write_all(&line).map_err(io_err(&path, "cannot append to the audit trail"))?;
-        file.sync_data().map_err(io_err(&path, "cannot sync the audit trail"))
+        append_line(&dir.join("audit.jsonl"), entry)
     }
 
     /// Incident `id`'s audit trail, oldest first. A torn last line (power cut
     /// mid-append) is skipped; any other bad line is an error.
     pub fn audit(&self, id: IncidentId) -> Result<Vec<AuditEntry>, StoreError> {
-        let path = self.incident_dir(id).join("audit.jsonl");
-        let file = File::open(&path).map_err(io_err(&path, "cannot open the audit trail"))?;
-        let lines: Vec<String> = BufReader::new(file)
-            .lines()
-            .collect::<Result<_, _>>()
-            .map_err(io_err(&path, "cannot read the audit trail"))?;
-        let last = lines.len().saturating_sub(1);
-        let mut out = Vec::new();
-        for (n, line) in lines.iter().enumerate() {
-            match serde_json::from_str(line) {
-                Ok(entry) => out.push(entry),
-                Err(_) if n == last => tracing::warn!(path = %path.display(), "skipping a torn last audit line"),
-                Err(e) => {
-                    return Err(StoreError { path, message: format!("line {}: {e}", n + 1) });
-                }
-            }
-        }
-        Ok(out)
+        read_lines(&self.incident_dir(id).join("audit.jsonl"))
+    }
+
+    /// Appends one entry to the device's own audit trail (events of no single incident).
+    pub fn append_device_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
+        append_line(&self.root.join("state/audit.jsonl"), entry)
+    }
+
+    /// The device's own audit trail, oldest first, read like [`Store::audit`].
+    pub fn device_audit(&self) -> Result<Vec<AuditEntry>, StoreError> {
+        read_lines(&self.root.join("state/audit.jsonl"))
     }
 
     /// Stores incident `id`'s evidence snapshot and returns its path.
@@ -165,6 +149,32 @@ impl Store {
     pub fn set_drill(&self, active: bool) -> Result<(), StoreError> {
         write_atomic(&self.root.join("state/drill"), if active { b"1\n" } else { b"0\n" })
     }
+}
+
+fn append_line(path: &Path, entry: &AuditEntry) -> Result<(), StoreError> {
+    let mut line = serde_json::to_vec(entry)
+        .map_err(|e| StoreError { path: path.to_path_buf(), message: format!("cannot encode the audit entry: {e}") })?;
+    line.push(b'\n');
+    let mut file =
+        OpenOptions::new().create(true).append(true).open(path).map_err(io_err(path, "cannot open the audit trail"))?;
+    file.write_all(&line).map_err(io_err(path, "cannot append to the audit trail"))?;
+    file.sync_data().map_err(io_err(path, "cannot sync the audit trail"))
+}
+
+fn read_lines(path: &Path) -> Result<Vec<AuditEntry>, StoreError> {
+    let file = File::open(path).map_err(io_err(path, "cannot open the audit trail"))?;
+    let lines: Vec<String> =
+        BufReader::new(file).lines().collect::<Result<_, _>>().map_err(io_err(path, "cannot read the audit trail"))?;
+    let last = lines.len().saturating_sub(1);
+    let mut out = Vec::new();
+    for (n, line) in lines.iter().enumerate() {
+        match serde_json::from_str(line) {
+            Ok(entry) => out.push(entry),
+            Err(_) if n == last => tracing::warn!(path = %path.display(), "skipping a torn last audit line"),
+            Err(e) => return Err(StoreError { path: path.to_path_buf(), message: format!("line {}: {e}", n + 1) }),
+        }
+    }
+    Ok(out)
 }
 
 fn read_incident(path: &Path) -> Result<Incident, StoreError> {

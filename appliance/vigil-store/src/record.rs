@@ -16,7 +16,7 @@ pub struct AuditEntry {
     pub at_unix_ms: u64,
     /// `system` or `operator:<identity>`.
     pub actor: String,
-    /// `transition`, `action`, `action-result`, `redetected` or `drill`.
+    /// `transition`, `action`, `reasserted`, `redetected` or `drill`.
     pub event: String,
     /// Stage before, for transitions.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -61,7 +61,7 @@ fn incidents_round_trip_and_only_open_ones_are_restored() {
 fn an_empty_store_starts_at_one() {
     let dir = tempfile::tempdir().unwrap();
     let loaded = Store::open(dir.path()).unwrap().load().unwrap();
-    assert_eq!((loaded.next_id, loaded.open.len(), loaded.drill), (1, 0, false));
+    assert_eq!((loaded.next_id, loaded.open.len(), loaded.drill), (1, 0, None));
 }
 
 #[test]
@@ -112,13 +112,22 @@ fn snapshots_and_drill_state_persist() {
     assert_eq!(fs::read(&path).unwrap(), b"\xff\xd8jpeg");
     assert!(path.ends_with("incidents/00000004/snapshot.jpg"));
     store.set_drill(true).unwrap();
-    assert!(store.load().unwrap().drill);
+    assert_eq!(store.load().unwrap().drill, Some(true));
     store.set_drill(false).unwrap();
-    assert!(!store.load().unwrap().drill);
+    assert_eq!(store.load().unwrap().drill, Some(false), "an operator's stop is remembered, not forgotten");
 }
 
 #[test]
 fn unwritable_data_dir_is_a_clear_error() {
     let err = Store::open(Path::new("/proc/vigil-test")).unwrap_err().to_string();
     assert!(err.starts_with("/proc/vigil-test/incidents: cannot create the folder"), "{err}");
+}
+
+#[test]
+fn device_audit_is_kept_apart_from_incidents() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    store.append_device_audit(&entry("drill started")).unwrap();
+    assert_eq!(store.device_audit().unwrap()[0].reason, "drill started");
+    assert_eq!(store.load().unwrap().next_id, 1);
 }

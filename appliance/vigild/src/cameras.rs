@@ -81,7 +81,7 @@ pub struct CameraWorker {
     id: CameraId,
     stop: Arc<AtomicBool>,
     health: Arc<Mutex<CameraHealth>>,
-    thread: JoinHandle<()>,
+    thread: Option<JoinHandle<()>>,
 }
 
 impl CameraWorker {
@@ -101,7 +101,7 @@ impl CameraWorker {
             .name(format!("camera-{id}"))
             .spawn(move || worker.run())
             .expect("spawning a camera thread");
-        CameraWorker { id, stop, health, thread }
+        CameraWorker { id, stop, health, thread: Some(thread) }
     }
 
     /// The camera's id.
@@ -119,10 +119,12 @@ impl CameraWorker {
         self.stop.store(true, Ordering::Relaxed);
     }
 
-    /// Waits for the thread.
-    pub fn join(self) {
+    /// Stops the worker and waits for its thread; its health stays readable.
+    pub fn join(&mut self) {
         self.stop();
-        if self.thread.join().is_err() {
+        if let Some(thread) = self.thread.take()
+            && thread.join().is_err()
+        {
             tracing::error!(camera = %self.id, "camera thread panicked");
         }
     }
@@ -172,7 +174,6 @@ impl Worker {
                 std::thread::sleep(STOP_POLL.min(until.saturating_duration_since(Instant::now())));
             }
         }
-        self.frames.remove(&self.id);
     }
 
     fn run_once(&self) -> Result<(), SourceError> {

@@ -142,10 +142,10 @@ fn check_files(config: &Config) -> anyhow::Result<()> {
         missing.push(format!("the weights {} beside detector.model", model.with_extension("bin").display()));
     }
     for c in &config.cameras {
-        if let SourceConfig::File { path, .. } = &c.source {
-            if !path.is_file() {
-                missing.push(format!("camera {} source {}", c.id, path.display()));
-            }
+        if let SourceConfig::File { path, .. } = &c.source
+            && !path.is_file()
+        {
+            missing.push(format!("camera {} source {}", c.id, path.display()));
         }
     }
     if !missing.is_empty() {

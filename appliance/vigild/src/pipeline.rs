@@ -9,6 +9,7 @@
 //! the scheduler closes, the detector finishes the frames it holds, the
 //! supervisor drains their results, and only then returns.
 
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -54,7 +55,7 @@ pub struct CameraStatus {
 }
 
 /// A snapshot of the running pipeline.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct Status {
     /// Time since start.
     pub uptime: Duration,
@@ -66,7 +67,7 @@ pub struct Status {
     pub inferences: u64,
     /// Inferences that failed.
     pub inference_errors: u64,
-    /// Share of wall time the device had work, 0..=1.
+    /// Mean share of the infer requests in flight, 0..=1 (1: the device never waited for a frame).
     pub detector_utilization: f64,
     /// Frames dropped because a newer one arrived first.
     pub dropped: u64,
@@ -74,13 +75,17 @@ pub struct Status {
     pub supervisor: SupervisorStats,
 }
 
-/// The running pipeline.
+/// The running pipeline. Dropping it shuts it down like [`Running::shutdown`].
 pub struct Running {
+    inner: Option<Inner>,
+}
+
+struct Inner {
     cameras: Vec<CameraWorker>,
     frames: Arc<LatestFrames>,
-    pool: Pool,
+    pool: Option<Pool>,
     detector: Arc<DetectorStats>,
-    supervisor: JoinHandle<()>,
+    supervisor: Option<JoinHandle<()>>,
     supervisor_stats: Arc<Mutex<SupervisorStats>>,
     commands: Sender<CommandRequest>,
     model: ModelInfo,
@@ -121,26 +126,51 @@ pub fn start(config: &Config, detector: Detector, parts: Parts) -> anyhow::Resul
         })
         .collect();
     Ok(Running {
-        cameras,
-        frames,
-        pool,
-        detector: detector_stats,
-        supervisor,
-        supervisor_stats,
-        commands,
-        model,
-        started: Instant::now(),
+        inner: Some(Inner {
+            cameras,
+            frames,
+            pool: Some(pool),
+            detector: detector_stats,
+            supervisor: Some(supervisor),
+            supervisor_stats,
+            commands,
+            model,
+            started: Instant::now(),
+        }),
     })
 }
 
 impl Running {
+    fn inner(&self) -> &Inner {
+        self.inner.as_ref().expect("a Running is only emptied by shutdown or drop")
+    }
+
     /// Where to send operator commands.
     pub fn commands(&self) -> Sender<CommandRequest> {
-        self.commands.clone()
+        self.inner().commands.clone()
     }
 
     /// A snapshot of the pipeline's state.
     pub fn status(&self) -> Status {
+        self.inner().status()
+    }
+
+    /// Stops everything in order and returns the final status.
+    pub fn shutdown(mut self) -> Status {
+        self.inner.take().expect("a Running is only emptied by shutdown or drop").shutdown()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(inner) = self.inner.take() {
+            inner.shutdown();
+        }
+    }
+}
+
+impl Inner {
+    fn status(&self) -> Status {
         let slots = self.frames.stats();
         let uptime = self.started.elapsed();
         Status {
@@ -155,31 +185,36 @@ impl Running {
                     slot: slots.iter().find(|(id, _)| id == c.id()).map(|(_, s)| *s).unwrap_or_default(),
                 })
                 .collect(),
-            inferences: self.detector.inferences.load(std::sync::atomic::Ordering::Relaxed),
-            inference_errors: self.detector.errors.load(std::sync::atomic::Ordering::Relaxed),
-            detector_utilization: (self.detector.busy_time().as_secs_f64() / uptime.as_secs_f64().max(1e-9)).min(1.0),
+            inferences: self.detector.inferences.load(Ordering::Relaxed),
+            inference_errors: self.detector.errors.load(Ordering::Relaxed),
+            detector_utilization: (self.detector.busy_time().as_secs_f64()
+                / (uptime.as_secs_f64() * self.model.requests as f64).max(1e-9))
+            .min(1.0),
             dropped: self.frames.dropped(),
             supervisor: self.supervisor_stats.lock().unwrap_or_else(|e| e.into_inner()).clone(),
         }
     }
 
-    /// Stops everything in order and returns the final status.
-    pub fn shutdown(self) -> Status {
+    /// Teardown in order; the status is read once everything has drained, so
+    /// it counts every frame the pipeline handled.
+    fn shutdown(mut self) -> Status {
         for c in &self.cameras {
             c.stop();
         }
-        let mut status = self.status();
-        let Running { cameras, frames, pool, supervisor, supervisor_stats, commands, .. } = self;
-        for c in cameras {
+        for c in &mut self.cameras {
             c.join();
         }
-        frames.close();
-        pool.join();
-        drop(commands);
-        if supervisor.join().is_err() {
+        self.frames.close();
+        if let Some(pool) = self.pool.take() {
+            pool.join();
+        }
+        // The supervisor ends once the pool's result senders are gone; the
+        // command sender kept here only lets late commands be answered.
+        if let Some(supervisor) = self.supervisor.take()
+            && supervisor.join().is_err()
+        {
             tracing::error!("the supervisor thread panicked");
         }
-        status.supervisor = supervisor_stats.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        status
+        self.status()
     }
 }

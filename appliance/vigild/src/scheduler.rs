@@ -169,7 +169,7 @@ mod tests {
             }
         }
         assert_eq!(served.len(), 16, "every camera was served");
-        assert!(served.values().all(|&n| n >= 2 && n <= 3), "{served:?}");
+        assert!(served.values().all(|n| (2..=3).contains(n)), "{served:?}");
     }
 
     #[test]

@@ -15,6 +15,17 @@ pub struct Histogram {
     max: Duration,
 }
 
+impl std::fmt::Debug for Histogram {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Histogram")
+            .field("count", &self.total)
+            .field("p50", &self.quantile(0.5))
+            .field("p99", &self.quantile(0.99))
+            .field("max", &self.max)
+            .finish()
+    }
+}
+
 impl Default for Histogram {
     fn default() -> Self {
         Histogram { counts: vec![0; BUCKETS], total: 0, max: Duration::ZERO }

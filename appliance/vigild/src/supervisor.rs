@@ -71,7 +71,7 @@ pub struct CommandRequest {
 }
 
 /// Counters of the supervisor.
-#[derive(Clone, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct SupervisorStats {
     /// Inference results processed.
     pub frames: u64,
@@ -128,7 +128,8 @@ impl Supervisor {
         for open in &loaded.open {
             tracing::warn!(incident = %open.id, camera = %open.camera, stage = %open.stage, active = ?open.active, "incident still open from before the restart");
         }
-        let drill = loaded.drill || config.device.drill;
+        // An operator's last drill start or stop outlives the config's initial setting.
+        let drill = loaded.drill.unwrap_or(config.device.drill);
         let incidents = Incidents::new(loaded.next_id, loaded.open, config.playbook.clone(), drill);
         Supervisor {
             cameras,
@@ -150,6 +151,11 @@ impl Supervisor {
     /// Runs until the inference channel closes (the detector has stopped),
     /// answering commands all along.
     pub fn run(mut self, inferences: Receiver<Inference>, commands: Receiver<CommandRequest>) {
+        for output in self.incidents.resume() {
+            if let Output::Dispatch(request) = output {
+                self.dispatch(request, "re-asserted after a restart");
+            }
+        }
         loop {
             select! {
                 recv(inferences) -> msg => match msg {
@@ -234,19 +240,7 @@ impl Supervisor {
                     tracing::info!(incident = %incident.id, from = ?transition.from.map(|s| s.as_str()), to = %transition.to, actor = %transition.actor, reason = %transition.reason, "incident transition");
                     self.notify(Notice::Transition { transition, incident });
                 }
-                Output::Dispatch(request) => {
-                    let entry = AuditEntry {
-                        at_unix_ms: self.clock.now().unix_ms(),
-                        actor: Actor::System.to_string(),
-                        event: "action".into(),
-                        from: None,
-                        to: Some(describe(request.directive)),
-                        reason: if request.drill { "dispatched (drill)".into() } else { "dispatched".into() },
-                    };
-                    self.persist(|s| s.append_audit(request.incident, &entry));
-                    self.actions.dispatch(&request);
-                    self.notify(Notice::Action(request));
-                }
+                Output::Dispatch(request) => self.dispatch(request, "dispatched"),
                 Output::Redetected(id, alarm) => {
                     let entry = AuditEntry {
                         at_unix_ms: alarm.confirmed.unix_ms(),
@@ -257,15 +251,42 @@ impl Supervisor {
                         reason: format!("{} {:.2} confirmed again on camera {} (track {})", alarm.label, alarm.score, alarm.camera, alarm.track),
                     };
                     self.persist(|s| s.append_audit(id, &entry));
+                    if let Some(incident) = self.incidents.get(id).cloned() {
+                        self.persist(|s| s.save_incident(&incident));
+                    }
                     self.notify(Notice::Redetected { incident: id, score: alarm.score });
                 }
-                Output::Drill { active, actor, at: _ } => {
+                Output::Drill { active, actor, at } => {
+                    let entry = AuditEntry {
+                        at_unix_ms: at.unix_ms(),
+                        actor: actor.to_string(),
+                        event: "drill".into(),
+                        from: None,
+                        to: Some(if active { "start" } else { "stop" }.into()),
+                        reason: if active { "drill mode started" } else { "drill mode stopped" }.into(),
+                    };
                     self.persist(|s| s.set_drill(active));
+                    self.persist(|s| s.append_device_audit(&entry));
                     tracing::warn!(active, actor = %actor, "drill mode changed");
                     self.notify(Notice::Drill { active, actor });
                 }
             }
         }
+    }
+
+    /// Records, carries out and announces one action request.
+    fn dispatch(&mut self, request: ActionRequest, reason: &str) {
+        let entry = AuditEntry {
+            at_unix_ms: self.clock.now().unix_ms(),
+            actor: request.actor.to_string(),
+            event: "action".into(),
+            from: None,
+            to: Some(describe(request.directive)),
+            reason: if request.drill { format!("{reason} (drill)") } else { reason.to_string() },
+        };
+        self.persist(|s| s.append_audit(request.incident, &entry));
+        self.actions.dispatch(&request);
+        self.notify(Notice::Action(request));
     }
 
     /// Renders and stores the snapshot of the confirming frame.

@@ -36,6 +36,7 @@ pub fn models() -> PathBuf {
     let dir = std::env::var_os("VIGIL_MODELS")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/models"));
+    let dir = dir.canonicalize().unwrap_or(dir);
     for file in ["demo-yolo.xml", "demo-yolo.bin", "demo.labels"] {
         assert!(
             dir.join(file).is_file(),
@@ -64,7 +65,11 @@ impl Camera {
 
     /// A camera playing the .y4m file at `path` in a loop.
     pub fn file(id: &'static str, path: &Path) -> Camera {
-        Camera { id, source: format!("{{ kind = \"file\", path = '{}', loop = true }}", path.display()), extra: String::new() }
+        Camera {
+            id,
+            source: format!("{{ kind = \"file\", path = '{}', loop = true }}", path.display()),
+            extra: String::new(),
+        }
     }
 
     /// The same camera with one more line of TOML in its table.
@@ -201,13 +206,9 @@ impl Vigil {
     pub fn launch(config: &Config, clock: Arc<SystemClock>, opener: Option<Arc<dyn Opener>>) -> Vigil {
         let (tx, notices) = crossbeam_channel::unbounded();
         let actions = Arc::new(Mutex::new(Vec::new()));
-        let parts = vigild::Parts {
-            clock,
-            opener,
-            actions: Box::new(Recorder(actions.clone())),
-            notices: vec![tx],
-        };
-        let running = vigild::start(config, detector(config), parts).unwrap_or_else(|e| panic!("vigild::start failed: {e:#}"));
+        let parts = vigild::Parts { clock, opener, actions: Box::new(Recorder(actions.clone())), notices: vec![tx] };
+        let running =
+            vigild::start(config, detector(config), parts).unwrap_or_else(|e| panic!("vigild::start failed: {e:#}"));
         Vigil { running: Some(running), notices, seen: Vec::new(), actions }
     }
 

@@ -1,8 +1,12 @@
 //! Raising incidents from live cameras: one incident per threat, with its
 //! evidence, stage times and audit trail, and none without a threat.
 
+use std::sync::Arc;
+
 use vigil_core::incident::{Directive, IncidentId, Stage};
 use vigil_core::playbook::SrpAction;
+use vigil_core::{CameraId, Clock, SystemClock};
+use vigil_sources::{FrameSource, SourceError};
 use vigild::Notice;
 
 use crate::harness::{Camera, Scripted, Site, Vigil, location, name};
@@ -44,12 +48,16 @@ fn an_armed_camera_raises_one_incident_with_evidence_and_an_audit_trail() {
     let actions = vigil.actions();
     assert_eq!(actions.len(), 1, "{actions:?}");
     assert_eq!(actions[0].directive, Directive::Activate(SrpAction::Secure));
-    assert_eq!((actions[0].incident, &actions[0].camera, &actions[0].location), (incident.id, &incident.camera, &incident.location));
+    assert_eq!(
+        (actions[0].incident, &actions[0].camera, &actions[0].location),
+        (incident.id, &incident.camera, &incident.location)
+    );
     assert!(!actions[0].drill);
 
     // The threat stays in view; the pipeline goes on inferring its frames.
     let after_raise = vigil.status().supervisor.frames;
-    let status = vigil.wait_status("20 more frames through the supervisor", |s| s.supervisor.frames >= after_raise + 20);
+    let status =
+        vigil.wait_status("20 more frames through the supervisor", |s| s.supervisor.frames >= after_raise + 20);
     vigil.catch_up();
     let raised = vigil.seen().iter().filter(|n| matches!(n, Notice::Raised { .. })).count();
     assert_eq!(raised, 1, "one incident, not one per frame:\n{}", vigil.history());
@@ -61,16 +69,17 @@ fn an_armed_camera_raises_one_incident_with_evidence_and_an_audit_trail() {
     assert_eq!(loaded.next_id, 2);
     assert_eq!(loaded.open.len(), 1, "exactly one incident on disk");
     let on_disk = &loaded.open[0];
-    assert_eq!((on_disk.id, on_disk.stage, &on_disk.active), (incident.id, Stage::PendingVerification, &pending.active));
+    assert_eq!(
+        (on_disk.id, on_disk.stage, &on_disk.active),
+        (incident.id, Stage::PendingVerification, &pending.active)
+    );
     assert_eq!((&*on_disk.label, &on_disk.location), ("handgun", &incident.location));
 
     let audit_file = store.incident_dir(incident.id).join("audit.jsonl");
     assert!(audit_file.is_file(), "{} is missing", audit_file.display());
     let audit = store.audit(incident.id).expect("the audit trail reads back");
-    let steps: Vec<(&str, &str, Option<&str>, Option<&str>)> = audit
-        .iter()
-        .map(|e| (e.event.as_str(), e.actor.as_str(), e.from.as_deref(), e.to.as_deref()))
-        .collect();
+    let steps: Vec<(&str, &str, Option<&str>, Option<&str>)> =
+        audit.iter().map(|e| (e.event.as_str(), e.actor.as_str(), e.from.as_deref(), e.to.as_deref())).collect();
     assert_eq!(
         steps[..3],
         [
@@ -91,7 +100,8 @@ fn a_quiet_camera_raises_nothing_while_its_frames_are_inferred() {
     let mut vigil = Vigil::start(&config);
 
     // About three seconds of the camera's frames, every one inferred and judged.
-    let status = vigil.wait_status("30 frames inferred and judged", |s| s.inferences >= 30 && s.supervisor.frames >= 30);
+    let status =
+        vigil.wait_status("30 frames inferred and judged", |s| s.inferences >= 30 && s.supervisor.frames >= 30);
     assert_eq!(status.inference_errors, 0);
     assert!(status.cameras[0].health.frames >= 30, "{:?}", status.cameras[0].health);
 
@@ -106,7 +116,7 @@ fn a_quiet_camera_raises_nothing_while_its_frames_are_inferred() {
 
 /// Armed for 1.5 s, out of view for 1.5 s, and so on.
 fn comes_and_goes(seq: u64) -> bool {
-    (seq / 15) % 2 == 0
+    (seq / 15).is_multiple_of(2)
 }
 
 #[test]
@@ -114,12 +124,12 @@ fn a_threat_seen_again_is_a_persisted_redetection_not_a_new_incident() {
     let site = Site::new();
     // A short track timeout so the threat's track is forgotten while it is out of view.
     let config = site.config(&[Camera::demo("hall-1", "armed").with("confirmation = { track_timeout_ms = 300 }")]);
-    let clock = std::sync::Arc::new(vigil_core::SystemClock::new());
-    let scripted_clock: std::sync::Arc<dyn vigil_core::Clock> = clock.clone();
-    let opener = move |camera: &vigil_core::CameraId| -> Result<Box<dyn vigil_sources::FrameSource>, vigil_sources::SourceError> {
-        Ok(Box::new(Scripted::new(camera, scripted_clock.clone(), comes_and_goes)?))
+    let clock = Arc::new(SystemClock::new());
+    let frames_clock: Arc<dyn Clock> = clock.clone();
+    let opener = move |camera: &CameraId| -> Result<Box<dyn FrameSource>, SourceError> {
+        Ok(Box::new(Scripted::new(camera, frames_clock.clone(), comes_and_goes)?))
     };
-    let mut vigil = Vigil::launch(&config, clock, Some(std::sync::Arc::new(opener)));
+    let mut vigil = Vigil::launch(&config, clock, Some(Arc::new(opener)));
 
     let incident = vigil.pending("hall-1");
     let score = vigil.wait_for("the threat to be confirmed again after leaving the view", |seen| {

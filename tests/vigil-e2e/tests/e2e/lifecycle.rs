@@ -44,19 +44,14 @@ fn shutdown_drains_the_pipeline_and_lets_every_thread_go() {
     assert_eq!(status.supervisor.incidents, 1);
     assert_eq!(status.supervisor.store_errors, 0);
     assert_eq!(status.inference_errors, 0);
-    assert!(status.inferences >= 20, "{}", status.inferences);
+    assert!(status.inferences > 0);
     for c in &status.cameras {
         assert_eq!((&c.health.state, c.health.opens), (&CameraState::Streaming, 1), "camera {}", c.id);
-        assert!(c.health.frames >= 10 && c.slot.offered >= 10 && c.slot.taken >= 10, "camera {}: {c:?}", c.id);
+        // Not the slot counters: a camera that stops quickly takes its slot, counters and all, with it.
+        assert!(c.health.frames >= 10, "camera {}: {c:?}", c.id);
     }
     assert!(status.supervisor.decision_latency.quantile(0.5).is_some(), "per-frame decisions were recorded");
-    // Every frame inferred reached the supervisor: nothing in flight was lost.
-    assert_eq!(
-        status.supervisor.frames, status.inferences,
-        "the final status disagrees with itself: the supervisor judged {} frames but the detector is said to have \
-         inferred {}",
-        status.supervisor.frames, status.inferences
-    );
+    assert!(status.supervisor.frames > 0);
 
     // The supervisor has let go of the notices, and a late command is refused rather than left hanging.
     vigil.drain();
@@ -64,4 +59,22 @@ fn shutdown_drains_the_pipeline_and_lets_every_thread_go() {
     let late = CommandRequest { command: Command::DrillStart, actor: Actor::System, reply: Some(reply) };
     assert!(commands.send(late).is_err(), "the command channel is closed after shutdown");
     assert!(verdict.recv().is_err());
+}
+
+#[test]
+fn the_final_status_counts_every_frame_inferred_before_shutdown() {
+    let site = Site::new();
+    let config = site.config(&[Camera::demo("hall-1", "armed"), Camera::demo("gym-1", "quiet")]);
+    let mut vigil = Vigil::start(&config);
+    vigil.wait_status("both cameras' frames inferred", |s| s.cameras.iter().all(|c| c.slot.taken >= 10));
+
+    // Shutdown lets the detector finish the frames it holds and the
+    // supervisor judge them, so the final counts must agree.
+    let status = vigil.shutdown();
+    assert_eq!(
+        status.inferences, status.supervisor.frames,
+        "the final status says {} frames were inferred but the supervisor judged {}: Running::shutdown reads the \
+         detector's (and the cameras') counters before the pool drains and the supervisor's after",
+        status.inferences, status.supervisor.frames
+    );
 }
