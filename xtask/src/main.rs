@@ -18,7 +18,7 @@ usage: cargo xtask <command> [options]
 commands:
   demo [--seconds N] [--config FILE]   set up, build and run vigild on the demo scene
   test [-- CARGO_TEST_ARGS...]         set up and run the whole test suite
-  bench [--json] [--seconds N] [--cameras 1,4,16] [--fps N] [--micro]
+  bench [--json] [--seconds N] [--cameras 1,4,16] [--fps N] [--requests N] [--hint H] [--micro]
                                         pipeline benchmark against OpenVINO's benchmark_app
                                         (--micro: criterion micro-benchmarks instead)
   setup                                only make the venv and the models";
@@ -102,7 +102,7 @@ fn bench(args: &[String]) -> Result<(), String> {
         .arg(env.models.join("coco80.labels"))
         .arg("--benchmark-app")
         .arg(env.venv_bin("benchmark_app"));
-    for name in ["--seconds", "--cameras", "--fps", "--device"] {
+    for name in ["--seconds", "--cameras", "--fps", "--device", "--requests", "--hint"] {
         if let Some(v) = option::<String>(args, name)? {
             cmd.arg(name).arg(v);
         }

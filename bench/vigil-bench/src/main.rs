@@ -25,6 +25,8 @@ struct Args {
     cameras: Vec<usize>,
     fps: f32,
     device: String,
+    requests: u32,
+    hint: String,
     json: bool,
 }
 
@@ -38,6 +40,8 @@ fn parse_args() -> anyhow::Result<Args> {
         cameras: vec![1, 4, 16],
         fps: 10.0,
         device: "CPU".into(),
+        requests: 0,
+        hint: "throughput".into(),
         json: false,
     };
     let mut args = std::env::args().skip(1);
@@ -51,6 +55,8 @@ fn parse_args() -> anyhow::Result<Args> {
             "--warmup" => a.warmup = value()?.parse().context("--warmup")?,
             "--fps" => a.fps = value()?.parse().context("--fps")?,
             "--device" => a.device = value()?,
+            "--requests" => a.requests = value()?.parse().context("--requests")?,
+            "--hint" => a.hint = value()?,
             "--cameras" => {
                 a.cameras = value()?.split(',').map(|n| n.trim().parse()).collect::<Result<_, _>>().context("--cameras")?
             }
@@ -59,7 +65,7 @@ fn parse_args() -> anyhow::Result<Args> {
         }
     }
     if a.model.as_os_str().is_empty() || a.labels.as_os_str().is_empty() {
-        bail!("usage: vigil-bench --model M.xml --labels L --benchmark-app PATH [--seconds N] [--cameras 1,4,16] [--fps N] [--device CPU] [--json]");
+        bail!("usage: vigil-bench --model M.xml --labels L --benchmark-app PATH [--seconds N] [--cameras 1,4,16] [--fps N] [--device CPU] [--requests N] [--hint throughput|latency] [--json]");
     }
     Ok(a)
 }
@@ -74,7 +80,7 @@ fn benchmark_app(args: &Args) -> anyhow::Result<Reference> {
     let out = Command::new(&args.benchmark_app)
         .arg("-m")
         .arg(&args.model)
-        .args(["-d", &args.device, "-hint", "throughput", "-t", &args.seconds.to_string()])
+        .args(["-d", &args.device, "-hint", &args.hint, "-t", &args.seconds.to_string()])
         .output()
         .with_context(|| format!("running {}", args.benchmark_app.display()))?;
     let text = String::from_utf8_lossy(&out.stdout);
@@ -104,8 +110,8 @@ struct Row {
 
 fn config_text(args: &Args, cameras: usize, data: &Path) -> String {
     let mut t = format!(
-        "[device]\nid = \"bench\"\ndata_dir = {data:?}\n\n[detector]\nmodel = {:?}\nlabels_file = {:?}\ndevice = {:?}\n\n[confirmation]\nthreat_labels = [\"person\"]\n",
-        args.model, args.labels, args.device
+        "[device]\nid = \"bench\"\ndata_dir = {data:?}\n\n[detector]\nmodel = {:?}\nlabels_file = {:?}\ndevice = {:?}\ninfer_requests = {}\nperformance_hint = {:?}\n\n[confirmation]\nthreat_labels = [\"person\"]\n",
+        args.model, args.labels, args.device, args.requests, args.hint
     );
     for i in 0..cameras {
         let _ = write!(t, "\n[[camera]]\nid = \"cam-{i:02}\"\nfps = {}\nsource = {{ kind = \"demo\", scenario = \"quiet\" }}\n", args.fps);
@@ -199,6 +205,7 @@ fn main() -> anyhow::Result<()> {
             "model": args.model.file_name().map(|n| n.to_string_lossy().into_owned()),
             "device": args.device,
             "camera_fps": args.fps,
+            "performance_hint": args.hint,
             "seconds": args.seconds,
             "reference_fps_runs": [round(first.fps), round(second.fps)],
             "reference_latency_ms": round(reference.median_latency_ms),
@@ -207,8 +214,8 @@ fn main() -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&doc)?);
     } else {
         println!(
-            "model {} on {}, cameras at {} fps; benchmark_app {:.2} / {:.2} FPS (mean {:.2}), median latency {:.1} ms",
-            args.model.display(), args.device, args.fps, first.fps, second.fps, reference.fps, reference.median_latency_ms
+            "model {} on {} ({} hint), cameras at {} fps; benchmark_app {:.2} / {:.2} FPS (mean {:.2}), median latency {:.1} ms",
+            args.model.display(), args.device, args.hint, args.fps, first.fps, second.fps, reference.fps, reference.median_latency_ms
         );
         println!("cameras  demand  pipeline_fps  ratio  p50_ms  p99_ms  target_ms  dropped  util  requests  rss_mib");
         for r in &rows {
