@@ -61,7 +61,7 @@ fn run(args: Args) -> anyhow::Result<()> {
 
     let config = Config::load(&args.config)?;
     check_files(&config)?;
-    let detector = Detector::load(&config.detector)?;
+    let detector = Detector::load_for_cameras(&config.detector, config.cameras.len())?;
     let info = detector.info();
     tracing::info!(
         model = %info.path.display(), library = %info.library, device = %info.device,

@@ -1,5 +1,9 @@
 //! The frame scheduler between cameras and the detector: one slot per
-//! camera holding only its freshest frame, served least-recently-served first.
+//! camera holding only its freshest frame, served in rounds.
+//!
+//! In each round every camera with a frame waiting is served once; within a
+//! round the freshest waiting frame goes first, which shortens glass-to-alert
+//! when the detector is saturated without letting any camera get ahead.
 //!
 //! Architecture Invariant: a frame waiting here is never older than one frame
 //! interval of its camera (a newer frame replaces it, counted as dropped), and
@@ -25,14 +29,16 @@ pub struct SlotStats {
 #[derive(Default)]
 struct Slot {
     frame: Option<Frame>,
-    last_served: u64,
+    /// The round this camera was last served in.
+    served_in: u64,
     stats: SlotStats,
 }
 
 #[derive(Default)]
 struct Inner {
     slots: BTreeMap<CameraId, Slot>,
-    turn: u64,
+    /// Starts at 1 so a new slot (served in round 0) counts as unserved.
+    round: u64,
     closed: bool,
 }
 
@@ -97,21 +103,30 @@ impl FrameQueue for LatestFrames {
             if inner.closed {
                 return None;
             }
-            let next = inner
-                .slots
-                .iter()
-                .filter(|(_, s)| s.frame.is_some())
-                .min_by_key(|(_, s)| s.last_served)
-                .map(|(id, _)| id.clone());
-            if let Some(id) = next {
-                inner.turn += 1;
-                let turn = inner.turn;
-                let slot = inner.slots.get_mut(&id).expect("slot just found");
-                slot.last_served = turn;
-                slot.stats.taken += 1;
-                return slot.frame.take();
+            if !inner.slots.values().any(|s| s.frame.is_some()) {
+                inner = self.ready.wait(inner).unwrap_or_else(|e| e.into_inner());
+                continue;
             }
-            inner = self.ready.wait(inner).unwrap_or_else(|e| e.into_inner());
+            let round = inner.round.max(1);
+            let freshest_unserved = |inner: &Inner, round: u64| {
+                inner
+                    .slots
+                    .iter()
+                    .filter(|(_, s)| s.served_in < round)
+                    .filter_map(|(id, s)| s.frame.as_ref().map(|f| (id, f.captured.mono)))
+                    .max_by_key(|(_, captured)| *captured)
+                    .map(|(id, _)| id.clone())
+            };
+            // Everyone waiting was served this round: the next round begins.
+            let (id, round) = match freshest_unserved(&inner, round) {
+                Some(id) => (id, round),
+                None => (freshest_unserved(&inner, round + 1).expect("a frame is waiting"), round + 1),
+            };
+            inner.round = round;
+            let slot = inner.slots.get_mut(&id).expect("slot just found");
+            slot.served_in = round;
+            slot.stats.taken += 1;
+            return slot.frame.take();
         }
     }
 }
@@ -123,7 +138,12 @@ mod tests {
     use vigil_core::Moment;
 
     fn frame(camera: &str, seq: u64) -> Frame {
-        Frame::new(CameraId::new(camera), seq, Moment::default(), 1, 1, Arc::from(vec![0u8; 3])).unwrap()
+        frame_at(camera, seq, seq)
+    }
+
+    fn frame_at(camera: &str, seq: u64, captured_ms: u64) -> Frame {
+        let captured = Moment { mono: std::time::Duration::from_millis(captured_ms), wall: Default::default() };
+        Frame::new(CameraId::new(camera), seq, captured, 1, 1, Arc::from(vec![0u8; 3])).unwrap()
     }
 
     #[test]
@@ -151,7 +171,53 @@ mod tests {
         // The detector takes one frame per round: slow's frame waits for its
         // turn (it is not replaced), so the two alternate instead of fast
         // taking every turn it has a frame for.
-        assert_eq!(served, ["fast", "slow", "fast", "slow", "fast", "slow"]);
+        assert!(served.windows(2).all(|w| w[0] != w[1]), "{served:?}");
+        assert_eq!(served.iter().filter(|c| *c == "slow").count(), 3);
+    }
+
+    #[test]
+    fn within_a_round_the_freshest_frame_goes_first() {
+        let q = LatestFrames::new();
+        q.put(frame_at("a", 0, 10));
+        q.put(frame_at("b", 0, 90));
+        q.put(frame_at("c", 0, 50));
+        let order: Vec<String> = (0..3).map(|_| q.take().unwrap().camera.to_string()).collect();
+        assert_eq!(order, ["b", "c", "a"]);
+        // A fresher frame from b cannot jump the round: b was served in it.
+        q.put(frame_at("a", 1, 100));
+        q.put(frame_at("b", 1, 200));
+        q.put(frame_at("c", 1, 150));
+        let order: Vec<String> = (0..3).map(|_| q.take().unwrap().camera.to_string()).collect();
+        assert_eq!(order, ["b", "c", "a"], "a new round, freshest first again");
+    }
+
+    #[test]
+    fn a_camera_cannot_be_served_twice_while_another_waits() {
+        let q = LatestFrames::new();
+        q.put(frame_at("old", 0, 0));
+        q.put(frame_at("new", 0, 50));
+        assert_eq!(q.take().unwrap().camera.as_str(), "new");
+        q.put(frame_at("new", 1, 60));
+        assert_eq!(q.take().unwrap().camera.as_str(), "old", "new already had its turn this round");
+        assert_eq!(q.take().unwrap().camera.as_str(), "new");
+    }
+
+    #[test]
+    fn a_returning_camera_gets_one_turn_per_round_not_a_backlog() {
+        let q = LatestFrames::new();
+        for seq in 0..50 {
+            q.put(frame_at("busy", seq, seq * 100));
+            q.take();
+        }
+        // "back" was away for 50 rounds; it gets one turn, then they alternate.
+        let mut served = Vec::new();
+        for seq in 50..56 {
+            q.put(frame_at("busy", seq, seq * 100));
+            q.put(frame_at("back", seq, seq * 100 - 1));
+            served.push(q.take().unwrap().camera.to_string());
+        }
+        let back = served.iter().filter(|c| *c == "back").count();
+        assert!((2..=4).contains(&back), "{served:?}");
     }
 
     #[test]

@@ -124,7 +124,7 @@ fn run_pipeline(args: &Args, cameras: usize) -> anyhow::Result<Row> {
     let path = dir.path().join("vigil.toml");
     std::fs::write(&path, config_text(args, cameras, dir.path()))?;
     let config = Config::load(&path)?;
-    let detector = Detector::load(&config.detector)?;
+    let detector = Detector::load_for_cameras(&config.detector, config.cameras.len())?;
     let requests = detector.info().requests;
     let parts = Parts { clock: Arc::new(SystemClock::new()), opener: None, actions: Box::new(LogActions), notices: Vec::new() };
     let running = vigild::start(&config, detector, parts)?;

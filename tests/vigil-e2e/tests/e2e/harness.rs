@@ -171,7 +171,7 @@ impl Site {
 
 /// Loads the detector `config` names, failing with what to do if OpenVINO or the models are missing.
 pub fn detector(config: &Config) -> Detector {
-    Detector::load(&config.detector).unwrap_or_else(|e| {
+    Detector::load_for_cameras(&config.detector, config.cameras.len()).unwrap_or_else(|e| {
         panic!(
             "{e}\nthe end-to-end tests run real OpenVINO inference: run `cargo xtask test`, which generates \
              the models and sets OPENVINO_LIB (or set OPENVINO_LIB to the folder of libopenvino_c.so yourself)"
