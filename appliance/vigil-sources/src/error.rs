@@ -14,6 +14,14 @@ pub enum SourceErrorKind {
     Unsupported,
     /// The options the source was built with make no sense (a zero frame rate, an empty frame).
     InvalidOptions,
+    /// The camera refused the credentials.
+    Unauthorized,
+    /// The camera could not be reached (refused, no route, DNS, timeout on connect).
+    Unreachable,
+    /// The camera answered, but what it sends cannot be decoded.
+    BadStream,
+    /// No frame arrived within the stall timeout.
+    Stalled,
 }
 
 /// Why a source could not be opened or could not produce its next frame.
@@ -30,6 +38,11 @@ impl SourceError {
     /// What kind of failure this is.
     pub fn kind(&self) -> SourceErrorKind {
         self.kind
+    }
+
+    /// An error of `kind`; `message` says what failed and where, never with credentials.
+    pub fn new(kind: SourceErrorKind, message: String) -> SourceError {
+        SourceError { kind, message, source: None }
     }
 
     /// An I/O failure; `message` says what was being done and where, `err` says what the OS said.
