@@ -8,6 +8,26 @@ const REQUIREMENTS: &str = "models/requirements.txt";
 /// The script that generates every model.
 const GENERATOR: &str = "models/generate.py";
 
+/// Debian packages the build and the tests need: libclang (bindgen for V4L2),
+/// GStreamer (the RTSP camera source and its decoders), and the GStreamer RTSP
+/// server with the system Python's GObject bindings, which the tests run as a
+/// real camera.
+const APT_PACKAGES: &[&str] = &[
+    "pkg-config",
+    // bindgen, for the v4l crate's kernel headers.
+    "libclang-dev",
+    "libgstreamer1.0-dev",
+    "libgstreamer-plugins-base1.0-dev",
+    "gstreamer1.0-plugins-base",
+    "gstreamer1.0-plugins-good",
+    "gstreamer1.0-plugins-bad",
+    "gstreamer1.0-plugins-ugly",
+    "gstreamer1.0-libav",
+    "gstreamer1.0-tools",
+    "gir1.2-gst-rtsp-server-1.0",
+    "python3-gi",
+];
+
 /// Paths and variables every command runs with.
 pub struct Env {
     /// The workspace root.
@@ -26,6 +46,7 @@ impl Env {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().ok_or("xtask has no parent folder")?.to_path_buf();
         let venv = root.join(".venv");
         let models = root.join("target/models");
+        ensure_packages(APT_PACKAGES)?;
         ensure_venv(&root, &venv)?;
         let openvino_lib = wheel_libs(&venv)?;
         let env = Env { root, venv, models, openvino_lib };
@@ -87,6 +108,19 @@ fn ensure_venv(root: &Path, venv: &Path) -> Result<(), String> {
     std::fs::write(&stamp, wanted).map_err(|e| format!("cannot write {}: {e}", stamp.display()))
 }
 
+/// Installs whichever of `packages` dpkg does not have.
+fn ensure_packages(packages: &[&str]) -> Result<(), String> {
+    let missing: Vec<&str> = packages
+        .iter()
+        .copied()
+        .filter(|p| {
+            let status = Command::new("dpkg-query").args(["-W", "-f=${Status}", p]).output();
+            !status.is_ok_and(|o| o.stdout.ends_with(b"install ok installed"))
+        })
+        .collect();
+    if missing.is_empty() { Ok(()) } else { apt_install(&missing) }
+}
+
 /// Installs Debian packages when running as root with apt; otherwise says what to install.
 fn apt_install(packages: &[&str]) -> Result<(), String> {
     let root = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0"));
@@ -95,7 +129,12 @@ fn apt_install(packages: &[&str]) -> Result<(), String> {
     }
     println!("xtask: apt-get install {}", packages.join(" "));
     run_plain(Command::new("apt-get").arg("update").arg("-qq"))?;
-    run_plain(Command::new("apt-get").args(["install", "-y", "-qq", "--no-install-recommends"]).args(packages))
+    run_plain(
+        Command::new("apt-get")
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .args(["install", "-y", "-qq", "--no-install-recommends"])
+            .args(packages),
+    )
 }
 
 /// The folder in the venv holding the wheel's `libopenvino_c.so.*`.

@@ -71,6 +71,10 @@ fn demo(args: &[String]) -> Result<(), String> {
     env.cargo(&["build", "--release", "--package", "vigild"])?;
     let mut cmd = Command::new(env.root.join("target/release/vigild"));
     cmd.arg("--config").arg(&config).arg("--console");
+    // The console already shows every incident; keep the log to warnings unless asked.
+    if std::env::var_os("VIGIL_LOG").is_none() {
+        cmd.env("VIGIL_LOG", "warn");
+    }
     if let Some(seconds) = option::<u64>(args, "--seconds")? {
         cmd.arg("--seconds").arg(seconds.to_string());
     }
