@@ -48,7 +48,7 @@ pub struct Config {
 }
 
 /// `[device]`.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct DeviceConfig {
     /// Identity of this box, used in incident records and (later) MQTT topics.
     pub id: String,
@@ -79,7 +79,7 @@ pub enum PerformanceHint {
 }
 
 /// `[detector]`.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct DetectorConfig {
     /// OpenVINO IR `.xml` (with its `.bin` beside it) or `.onnx`.
     pub model: PathBuf,
@@ -122,10 +122,78 @@ pub enum SourceConfig {
         /// Start again at the end.
         looped: bool,
     },
+    /// An IP camera over RTSP.
+    Rtsp {
+        /// The low-resolution stream detection runs on.
+        detect_url: String,
+        /// The full-resolution stream, for recording and snapshots on request.
+        record_url: Option<String>,
+        /// User name, if not in the URL.
+        username: Option<String>,
+        /// Password, if not in the URL.
+        password: Option<Secret>,
+        /// RTP over the RTSP TCP connection, UDP, or whichever works.
+        transport: RtspTransport,
+        /// Decode on Intel hardware (VA-API) when present.
+        hw_decode: bool,
+    },
+    /// A V4L2 capture device (USB camera, analog capture card).
+    V4l2 {
+        /// `/dev/videoN`.
+        device: PathBuf,
+        /// Capture width.
+        width: u32,
+        /// Capture height.
+        height: u32,
+        /// `None`: MJPEG above 640x480, YUYV below.
+        format: Option<V4l2Format>,
+    },
+}
+
+/// How RTP travels from an RTSP camera.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RtspTransport {
+    /// Interleaved in the RTSP TCP connection: survives NAT and lossy Wi-Fi.
+    Tcp,
+    /// Plain UDP: lowest overhead on a clean LAN.
+    Udp,
+    /// Let the client try UDP, then TCP.
+    Auto,
+}
+
+/// A V4L2 pixel format Vigil decodes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum V4l2Format {
+    /// Motion JPEG.
+    Mjpeg,
+    /// Packed YUV 4:2:2.
+    Yuyv,
+}
+
+/// A credential: kept out of `Debug` output and therefore out of logs.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(s: String) -> Secret {
+        Secret(s)
+    }
+
+    /// The secret itself, for handing to the device that needs it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
 }
 
 /// One `[[camera]]`.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct CameraConfig {
     /// Stable id.
     pub id: CameraId,
@@ -135,6 +203,8 @@ pub struct CameraConfig {
     pub location: Location,
     /// Frames per second taken for detection at most.
     pub fps: f32,
+    /// No frame for this long while streaming: the camera is stalled and its stream restarted.
+    pub stall_timeout: Duration,
     /// Where frames come from.
     pub source: SourceConfig,
     /// The confirmation rule, defaults merged with this camera's overrides and zones.

@@ -11,8 +11,10 @@ use vigil_core::confirm::ConfirmPolicy;
 use vigil_core::playbook::Playbook;
 use vigil_core::{CameraId, Location};
 
+use std::path::PathBuf;
+
 use crate::{
-    CameraConfig, DetectorConfig, DeviceConfig, EvidenceConfig, OutputLayout, PerformanceHint,
+    CameraConfig, DetectorConfig, RtspTransport, Secret, V4l2Format, DeviceConfig, EvidenceConfig, OutputLayout, PerformanceHint,
     SourceConfig, check_device, check_id, millis, resolve, srp_list, unique_ids, zone,
 };
 
@@ -149,6 +151,8 @@ struct Camera {
     location: LocationRaw,
     #[serde(default = "default_fps")]
     fps: f32,
+    #[serde(default = "default_stall_ms")]
+    stall_timeout_ms: u64,
     source: Source,
     #[serde(default)]
     zones: Vec<Zone>,
@@ -187,6 +191,41 @@ enum Source {
         #[serde(default = "default_true", rename = "loop")]
         looped: bool,
     },
+    Rtsp {
+        detect_url: String,
+        record_url: Option<String>,
+        username: Option<String>,
+        password: Option<String>,
+        #[serde(default = "default_transport")]
+        transport: String,
+        #[serde(default = "default_true")]
+        hw_decode: bool,
+    },
+    V4l2 {
+        device: String,
+        #[serde(default = "default_v4l2_width")]
+        width: u32,
+        #[serde(default = "default_v4l2_height")]
+        height: u32,
+        #[serde(default = "default_v4l2_format")]
+        format: String,
+    },
+}
+
+fn default_transport() -> String {
+    "tcp".into()
+}
+fn default_v4l2_width() -> u32 {
+    1280
+}
+fn default_v4l2_height() -> u32 {
+    720
+}
+fn default_v4l2_format() -> String {
+    "auto".into()
+}
+fn default_stall_ms() -> u64 {
+    5000
 }
 
 fn default_scenario() -> String {
@@ -370,7 +409,48 @@ fn validate_camera(
             }
             SourceConfig::File { path: resolve(base, path), looped: *looped }
         }
+        Source::Rtsp { detect_url, record_url, username, password, transport, hw_decode } => {
+            check_rtsp_url("source.detect_url", detect_url)?;
+            if let Some(url) = record_url {
+                check_rtsp_url("source.record_url", url)?;
+            }
+            let transport = match transport.as_str() {
+                "tcp" => RtspTransport::Tcp,
+                "udp" => RtspTransport::Udp,
+                "auto" => RtspTransport::Auto,
+                other => return Err(format!("source.transport {other:?}: expected tcp, udp or auto")),
+            };
+            if password.is_some() && username.is_none() {
+                return Err("source.password is set but source.username is not".into());
+            }
+            SourceConfig::Rtsp {
+                detect_url: detect_url.clone(),
+                record_url: record_url.clone(),
+                username: username.clone(),
+                password: password.clone().map(Secret::new),
+                transport,
+                hw_decode: *hw_decode,
+            }
+        }
+        Source::V4l2 { device, width, height, format } => {
+            if !device.starts_with("/dev/") {
+                return Err(format!("source.device {device:?}: expected a device path such as /dev/video0"));
+            }
+            if !(64..=3840).contains(width) || !(64..=2160).contains(height) {
+                return Err(format!("source size {width}x{height}: use 64x64 up to 3840x2160"));
+            }
+            let format = match format.as_str() {
+                "auto" => None,
+                "mjpeg" => Some(V4l2Format::Mjpeg),
+                "yuyv" => Some(V4l2Format::Yuyv),
+                other => return Err(format!("source.format {other:?}: expected auto, mjpeg or yuyv")),
+            };
+            SourceConfig::V4l2 { device: PathBuf::from(device), width: *width, height: *height, format }
+        }
     };
+    if !(100..=600_000).contains(&c.stall_timeout_ms) {
+        return Err(format!("stall_timeout_ms is {}: use 100 to 600000 milliseconds", c.stall_timeout_ms));
+    }
     // Camera overrides apply on top of the file-wide [confirmation] section.
     let mut confirm = merge(defaults, &c.confirmation).map_err(|m| format!("confirmation.{m}"))?;
     confirm.zones = c
@@ -395,6 +475,7 @@ fn validate_camera(
             zone: c.location.zone.clone(),
         },
         fps: c.fps,
+        stall_timeout: millis(c.stall_timeout_ms),
         source,
         confirm,
     })
@@ -446,6 +527,37 @@ fn merge(base: &ConfirmPolicy, over: &Confirmation) -> Result<ConfirmPolicy, Str
         p.track_timeout = millis(t);
     }
     Ok(p)
+}
+
+/// `rtsp://` or `rtsps://`, a host, and no spaces; credentials may be inline.
+fn check_rtsp_url(field: &str, url: &str) -> Result<(), String> {
+    let shown = redact(url);
+    let Some(rest) = url.strip_prefix("rtsp://").or_else(|| url.strip_prefix("rtsps://")) else {
+        return Err(format!("{field} {shown:?}: expected an rtsp:// or rtsps:// URL"));
+    };
+    let authority = rest.split('/').next().unwrap_or_default();
+    let host = authority.rsplit('@').next().unwrap_or_default();
+    if host.is_empty() || host.starts_with(':') {
+        return Err(format!("{field} {shown:?}: the URL has no host"));
+    }
+    if url.chars().any(char::is_whitespace) {
+        return Err(format!("{field} {shown:?}: the URL contains spaces; percent-encode them"));
+    }
+    Ok(())
+}
+
+/// The URL with any `user:password@` replaced by `***@`, for messages.
+pub(crate) fn redact(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+            match authority.rsplit_once('@') {
+                Some((_, host)) => format!("{scheme}://***@{host}{path}"),
+                None => url.to_string(),
+            }
+        }
+        None => url.to_string(),
+    }
 }
 
 fn join(labels: &[Arc<str>]) -> String {

@@ -180,8 +180,8 @@ fn sources_are_checked() {
     assert!(err.contains("source.scenario \"riot\": expected one of hallway, quiet, armed"), "{err}");
     let err = error(&with_camera("").replace("kind = \"demo\"", "kind = \"file\", path = \"a.mp4\""));
     assert!(err.contains("file sources read YUV4MPEG2"), "{err}");
-    let err = error(&with_camera("").replace("kind = \"demo\"", "kind = \"rtsp\""));
-    assert!(err.contains("unknown variant `rtsp`"), "{err}");
+    let err = error(&with_camera("").replace("kind = \"demo\"", "kind = \"rtmp\""));
+    assert!(err.contains("unknown variant `rtmp`"), "{err}");
 }
 
 #[test]
@@ -200,4 +200,56 @@ fn the_shipped_configs_are_valid() {
             panic!("{e}");
         }
     }
+}
+
+#[test]
+fn rtsp_cameras_with_credentials_that_never_print() {
+    let text = with_camera("").replace(
+        "source = { kind = \"demo\" }",
+        "source = { kind = \"rtsp\", detect_url = \"rtsp://10.1.2.3:554/stream2\", record_url = \"rtsp://10.1.2.3/stream1\", username = \"vigil\", password = \"hunter2\", transport = \"udp\" }\nstall_timeout_ms = 3000",
+    );
+    let c = parse(&text).unwrap();
+    let cam = &c.cameras[0];
+    assert_eq!(cam.stall_timeout, Duration::from_secs(3));
+    match &cam.source {
+        SourceConfig::Rtsp { detect_url, record_url, username, password, transport, hw_decode } => {
+            assert_eq!(detect_url, "rtsp://10.1.2.3:554/stream2");
+            assert_eq!(record_url.as_deref(), Some("rtsp://10.1.2.3/stream1"));
+            assert_eq!(username.as_deref(), Some("vigil"));
+            assert_eq!(password.as_ref().map(Secret::expose), Some("hunter2"));
+            assert_eq!(*transport, RtspTransport::Udp);
+            assert!(*hw_decode);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(!format!("{c:?}").contains("hunter2"), "the password leaks through Debug");
+}
+
+#[test]
+fn rtsp_urls_are_checked_and_errors_hide_credentials() {
+    let bad = |url: &str| error(&with_camera("").replace("kind = \"demo\"", &format!("kind = \"rtsp\", detect_url = \"{url}\"")));
+    let err = bad("http://cam/stream");
+    assert!(err.contains("source.detect_url \"http://cam/stream\": expected an rtsp:// or rtsps:// URL"), "{err}");
+    let err = bad("rtsp://admin:pa55@/stream");
+    assert!(err.contains("the URL has no host") && !err.contains("pa55"), "{err}");
+    let err = error(&with_camera("").replace("kind = \"demo\"", "kind = \"rtsp\", detect_url = \"rtsp://c/s\", password = \"x\""));
+    assert!(err.contains("source.password is set but source.username is not"), "{err}");
+}
+
+#[test]
+fn v4l2_cameras() {
+    let c = parse(&with_camera("").replace("kind = \"demo\"", "kind = \"v4l2\", device = \"/dev/video2\", format = \"yuyv\", width = 640, height = 480")).unwrap();
+    assert_eq!(
+        c.cameras[0].source,
+        SourceConfig::V4l2 { device: "/dev/video2".into(), width: 640, height: 480, format: Some(V4l2Format::Yuyv) }
+    );
+    let err = error(&with_camera("").replace("kind = \"demo\"", "kind = \"v4l2\", device = \"video0\""));
+    assert!(err.contains("expected a device path such as /dev/video0"), "{err}");
+}
+
+#[test]
+fn redaction_keeps_host_and_path() {
+    assert_eq!(raw::redact("rtsp://u:p@h:554/a/b"), "rtsp://***@h:554/a/b");
+    assert_eq!(raw::redact("rtsp://h/a@b"), "rtsp://h/a@b", "an @ in the path is not a credential");
+    assert_eq!(raw::redact("rtsp://h"), "rtsp://h");
 }

@@ -45,6 +45,39 @@ impl fmt::Display for Location {
     }
 }
 
+/// The pixel memory of a frame, shared, never copied: a buffer Rust filled,
+/// or one a decoder owns (an RTSP camera's GStreamer buffer), kept alive for
+/// as long as any stage still looks at the frame.
+#[derive(Clone)]
+pub struct Pixels(Arc<dyn AsRef<[u8]> + Send + Sync>);
+
+impl Pixels {
+    /// Pixels held by `owner`, whatever owns them.
+    pub fn new(owner: impl AsRef<[u8]> + Send + Sync + 'static) -> Pixels {
+        Pixels(Arc::new(owner))
+    }
+}
+
+impl std::ops::Deref for Pixels {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        (*self.0).as_ref()
+    }
+}
+
+impl From<Vec<u8>> for Pixels {
+    fn from(v: Vec<u8>) -> Pixels {
+        Pixels::new(v)
+    }
+}
+
+impl From<Arc<[u8]>> for Pixels {
+    fn from(a: Arc<[u8]>) -> Pixels {
+        Pixels(Arc::new(a))
+    }
+}
+
 /// One decoded picture: packed 8-bit RGB, row-major, no padding.
 #[derive(Clone)]
 pub struct Frame {
@@ -59,12 +92,20 @@ pub struct Frame {
     /// Height in pixels.
     pub height: u32,
     /// `width * height * 3` bytes of RGB, shared so evidence can keep a frame without a copy.
-    pub rgb: Arc<[u8]>,
+    pub rgb: Pixels,
 }
 
 impl Frame {
     /// A frame, checking that the buffer matches the size.
-    pub fn new(camera: CameraId, seq: u64, captured: Moment, width: u32, height: u32, rgb: Arc<[u8]>) -> Result<Frame, String> {
+    pub fn new(
+        camera: CameraId,
+        seq: u64,
+        captured: Moment,
+        width: u32,
+        height: u32,
+        rgb: impl Into<Pixels>,
+    ) -> Result<Frame, String> {
+        let rgb = rgb.into();
         let expected = width as usize * height as usize * 3;
         if rgb.len() != expected || width == 0 || height == 0 {
             return Err(format!(

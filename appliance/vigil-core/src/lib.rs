@@ -11,6 +11,6 @@ pub mod incident;
 pub mod playbook;
 pub mod time;
 
-pub use frame::{CameraId, Detection, Frame, FrameResult, Location};
+pub use frame::{CameraId, Detection, Frame, FrameResult, Location, Pixels};
 pub use geom::{BBox, Point, Polygon};
 pub use time::{Clock, ManualClock, Moment, SystemClock};

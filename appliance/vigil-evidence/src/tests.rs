@@ -345,7 +345,7 @@ fn quality_is_clamped_and_matters() {
 #[test]
 fn bad_frames_are_refused_with_what_is_wrong() {
     let mut f = frame(64, 48);
-    f.rgb = Arc::from(&[0u8; 10][..]);
+    f.rgb = vec![0u8; 10].into();
     let err = render_snapshot(&f, &[], CAPTION, 80).unwrap_err();
     assert!(
         matches!(
@@ -369,7 +369,7 @@ fn bad_frames_are_refused_with_what_is_wrong() {
     );
 
     f.width = 0;
-    f.rgb = Arc::from(&[][..]);
+    f.rgb = Vec::new().into();
     let err = render_snapshot(&f, &[], CAPTION, 80).unwrap_err();
     assert!(
         matches!(
@@ -430,7 +430,7 @@ fn render_time_for_a_640x360_frame_with_three_boxes() {
         mono: Duration::ZERO,
         wall: Duration::ZERO,
     };
-    let f = Frame::new(CameraId::new("hall-1"), 0, at, 640, 360, rgb.into()).unwrap();
+    let f = Frame::new(CameraId::new("hall-1"), 0, at, 640, 360, rgb).unwrap();
     let boxes = [
         annotation(100.0, 100.0, 300.0, 250.0, "handgun", true),
         annotation(400.0, 120.0, 520.0, 340.0, "person", false),

@@ -95,8 +95,14 @@ pub fn format_summary(status: &Status) -> String {
     );
     for c in &status.cameras {
         text.push_str(&format!(
-            "\n  camera {}: {:?}, {} frames offered, {} inferred, {} dropped, {} opens",
-            c.id, c.health.state, c.slot.offered, c.slot.taken, c.slot.dropped, c.health.opens
+            "\n  camera {}: {}, {} frames offered, {} inferred, {} dropped, {} opens{}",
+            c.id,
+            c.health.state.as_str(),
+            c.slot.offered,
+            c.slot.taken,
+            c.slot.dropped,
+            c.health.opens,
+            c.health.last_error.as_ref().map(|e| format!("; last error: {e}")).unwrap_or_default()
         ));
     }
     text

@@ -73,6 +73,8 @@ fn run(args: Args) -> anyhow::Result<()> {
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(signal, stop.clone()).context("installing signal handlers")?;
     }
+    let reload = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, reload.clone()).context("installing signal handlers")?;
 
     let mut notices = Vec::new();
     let printer = args.console.then(|| {
@@ -81,7 +83,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         std::thread::spawn(move || console::print_notices(rx, std::io::stdout()))
     });
     let parts = Parts { clock: Arc::new(SystemClock::new()), opener: None, actions: Box::new(LogActions), notices };
-    let running = vigild::start(&config, detector, parts)?;
+    let mut running = vigild::start(&config, detector, parts)?;
     tracing::info!(device = %config.device.id, cameras = config.cameras.len(), "vigild running");
     if args.console {
         println!("{}", console::CONSOLE_HELP);
@@ -92,6 +94,9 @@ fn run(args: Args) -> anyhow::Result<()> {
     let deadline = args.seconds.map(|s| Instant::now() + Duration::from_secs(s));
     while !stop.load(Ordering::Relaxed) && deadline.is_none_or(|d| Instant::now() < d) {
         std::thread::sleep(Duration::from_millis(100));
+        if reload.swap(false, Ordering::Relaxed) {
+            reload_config(&args.config, &mut running);
+        }
     }
     tracing::info!("shutting down");
     let status = running.shutdown();
@@ -102,6 +107,19 @@ fn run(args: Args) -> anyhow::Result<()> {
         println!("{}", console::format_summary(&status));
     }
     Ok(())
+}
+
+/// SIGHUP: re-reads the config file and applies what changed. A config
+/// that fails validation is refused and the running one kept.
+fn reload_config(path: &std::path::Path, running: &mut vigild::Running) {
+    let applied = Config::load(path)
+        .map_err(|e| e.to_string())
+        .and_then(|config| check_files(&config).map_err(|e| format!("{e:#}")).map(|()| config))
+        .and_then(|config| running.reconfigure(config));
+    match applied {
+        Ok(r) => tracing::info!(added = ?r.added, removed = ?r.removed, restarted = ?r.restarted, updated = ?r.updated, "config reloaded"),
+        Err(e) => tracing::error!(error = %e, "config reload refused; the running config is kept"),
+    }
 }
 
 /// Reads operator commands from stdin until it closes. The actor recorded in

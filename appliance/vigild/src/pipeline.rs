@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use crossbeam_channel::Sender;
-use vigil_config::{Config, SourceConfig};
+use vigil_config::{CameraConfig, Config, SourceConfig};
 use vigil_core::{CameraId, Clock};
 use vigil_detector::{Detector, DetectorStats, ModelInfo, Pool};
 use vigil_sources::Opener;
@@ -81,6 +81,12 @@ pub struct Running {
 }
 
 struct Inner {
+    config: Config,
+    opener: Arc<dyn Opener>,
+    /// The config-driven opener, told about new camera settings on a reload;
+    /// `None` when a test supplied its own opener.
+    config_opener: Option<Arc<ConfigOpener>>,
+    reconfigure: Sender<(Arc<Config>, Sender<()>)>,
     cameras: Vec<CameraWorker>,
     frames: Arc<LatestFrames>,
     pool: Option<Pool>,
@@ -109,24 +115,26 @@ pub fn start(config: &Config, detector: Detector, parts: Parts) -> anyhow::Resul
     let detector_stats = pool.stats();
 
     let (commands, commands_rx) = crossbeam_channel::bounded(64);
+    let (reconfigure, reconfigure_rx) = crossbeam_channel::bounded(1);
     let supervisor = std::thread::Builder::new()
         .name("supervisor".into())
-        .spawn(move || supervisor.run(results_rx, commands_rx))
+        .spawn(move || supervisor.run(results_rx, commands_rx, reconfigure_rx))
         .context("starting the supervisor thread")?;
 
-    let opener = parts
-        .opener
-        .unwrap_or_else(|| Arc::new(ConfigOpener::new(config.cameras.clone(), parts.clock.clone())));
-    let cameras = config
-        .cameras
-        .iter()
-        .map(|c| {
-            let play_once = matches!(c.source, SourceConfig::File { looped: false, .. });
-            CameraWorker::spawn(c.id.clone(), c.fps, play_once, opener.clone(), frames.clone())
-        })
-        .collect();
+    let (opener, config_opener): (Arc<dyn Opener>, _) = match parts.opener {
+        Some(opener) => (opener, None),
+        None => {
+            let o = Arc::new(ConfigOpener::new(&config.cameras, parts.clock.clone(), model.input));
+            (o.clone(), Some(o))
+        }
+    };
+    let cameras = config.cameras.iter().map(|c| spawn_camera(c, &opener, &frames)).collect();
     Ok(Running {
         inner: Some(Inner {
+            config: config.clone(),
+            opener,
+            config_opener,
+            reconfigure,
             cameras,
             frames,
             pool: Some(pool),
@@ -140,7 +148,78 @@ pub fn start(config: &Config, detector: Detector, parts: Parts) -> anyhow::Resul
     })
 }
 
+fn spawn_camera(c: &CameraConfig, opener: &Arc<dyn Opener>, frames: &Arc<LatestFrames>) -> CameraWorker {
+    let play_once = matches!(c.source, SourceConfig::File { looped: false, .. });
+    CameraWorker::spawn(c.id.clone(), c.fps, play_once, opener.clone(), frames.clone())
+}
+
+/// What a reload changed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Reconfigured {
+    /// Cameras started.
+    pub added: Vec<CameraId>,
+    /// Cameras stopped and forgotten.
+    pub removed: Vec<CameraId>,
+    /// Cameras whose stream was restarted (source, rate or stall timeout changed).
+    pub restarted: Vec<CameraId>,
+    /// Cameras whose name, location or confirmation rule changed, stream untouched.
+    pub updated: Vec<CameraId>,
+}
+
 impl Running {
+    /// Applies a new, already validated config through the same path the
+    /// start took, touching only what changed: other cameras keep streaming,
+    /// tracks in progress and open incidents are kept. A change to the
+    /// device's identity, data folder or detector is refused (it needs a
+    /// restart) and nothing is applied.
+    pub fn reconfigure(&mut self, config: Config) -> Result<Reconfigured, String> {
+        let inner = self.inner.as_mut().expect("a Running is only emptied by shutdown or drop");
+        let old = &inner.config;
+        if config.device.id != old.device.id || config.device.data_dir != old.device.data_dir {
+            return Err("device.id and device.data_dir take effect only when vigild restarts".into());
+        }
+        if config.detector != old.detector {
+            return Err("[detector] changes take effect only when vigild restarts".into());
+        }
+        let mut report = Reconfigured::default();
+        for c in &old.cameras {
+            match config.camera(&c.id) {
+                None => report.removed.push(c.id.clone()),
+                Some(new) if (new.source != c.source || new.fps != c.fps || new.stall_timeout != c.stall_timeout) => {
+                    report.restarted.push(c.id.clone())
+                }
+                Some(new) if new != c => report.updated.push(c.id.clone()),
+                Some(_) => {}
+            }
+        }
+        report.added = config.cameras.iter().filter(|c| old.camera(&c.id).is_none()).map(|c| c.id.clone()).collect();
+
+        if let Some(o) = &inner.config_opener {
+            o.update(&config.cameras);
+        }
+        let stopping: Vec<&CameraId> = report.removed.iter().chain(&report.restarted).collect();
+        for w in inner.cameras.iter().filter(|w| stopping.contains(&w.id())) {
+            w.stop();
+        }
+        for w in inner.cameras.iter_mut().filter(|w| stopping.contains(&w.id())) {
+            w.join();
+        }
+        inner.cameras.retain(|w| !stopping.contains(&w.id()));
+        for id in &report.removed {
+            inner.frames.remove(id);
+        }
+        let (done, applied) = crossbeam_channel::bounded(1);
+        if inner.reconfigure.send((Arc::new(config.clone()), done)).is_err() || applied.recv().is_err() {
+            return Err("the supervisor has stopped".into());
+        }
+        for id in report.added.iter().chain(&report.restarted) {
+            let c = config.camera(id).expect("listed from this config");
+            inner.cameras.push(spawn_camera(c, &inner.opener, &inner.frames));
+        }
+        inner.config = config;
+        Ok(report)
+    }
+
     fn inner(&self) -> &Inner {
         self.inner.as_ref().expect("a Running is only emptied by shutdown or drop")
     }

@@ -113,18 +113,7 @@ impl Supervisor {
         notices: Vec<Sender<Notice>>,
         clock: Arc<dyn Clock>,
     ) -> Supervisor {
-        let cameras = config
-            .cameras
-            .iter()
-            .map(|c| {
-                let entry = CameraEntry {
-                    name: c.name.clone(),
-                    location: c.location.clone(),
-                    confirmer: Confirmer::new(c.id.clone(), c.confirm.clone()),
-                };
-                (c.id.clone(), entry)
-            })
-            .collect();
+        let cameras = config.cameras.iter().map(|c| (c.id.clone(), camera_entry(c))).collect();
         for open in &loaded.open {
             tracing::warn!(incident = %open.id, camera = %open.camera, stage = %open.stage, active = ?open.active, "incident still open from before the restart");
         }
@@ -150,7 +139,12 @@ impl Supervisor {
 
     /// Runs until the inference channel closes (the detector has stopped),
     /// answering commands all along.
-    pub fn run(mut self, inferences: Receiver<Inference>, commands: Receiver<CommandRequest>) {
+    pub fn run(
+        mut self,
+        inferences: Receiver<Inference>,
+        commands: Receiver<CommandRequest>,
+        reconfigure: Receiver<(Arc<Config>, Sender<()>)>,
+    ) {
         for output in self.incidents.resume() {
             if let Output::Dispatch(request) = output {
                 self.dispatch(request, "re-asserted after a restart");
@@ -165,12 +159,38 @@ impl Supervisor {
                 recv(commands) -> msg => if let Ok(request) = msg {
                     self.on_command(request);
                 },
+                recv(reconfigure) -> msg => if let Ok((config, done)) = msg {
+                    self.reconfigure(&config);
+                    let _ = done.send(());
+                },
             }
         }
         // Commands that arrived during shutdown still get a verdict.
         while let Ok(request) = commands.try_recv() {
             self.on_command(request);
         }
+    }
+
+    /// Applies a new config's cameras, confirmation rules, playbook and
+    /// evidence settings. Tracks in progress and open incidents are kept.
+    fn reconfigure(&mut self, config: &Config) {
+        self.cameras.retain(|id, _| config.camera(id).is_some());
+        for c in &config.cameras {
+            match self.cameras.get_mut(&c.id) {
+                Some(entry) => {
+                    entry.name = c.name.clone();
+                    entry.location = c.location.clone();
+                    if entry.confirmer.policy() != &c.confirm {
+                        entry.confirmer.set_policy(c.confirm.clone());
+                    }
+                }
+                None => {
+                    self.cameras.insert(c.id.clone(), camera_entry(c));
+                }
+            }
+        }
+        self.incidents.set_playbook(config.playbook.clone());
+        self.jpeg_quality = config.evidence.jpeg_quality;
     }
 
     fn on_inference(&mut self, inference: Inference) {
@@ -340,6 +360,14 @@ impl Supervisor {
             // A departed observer is its own problem; the others still get told.
             let _ = n.send(notice.clone());
         }
+    }
+}
+
+fn camera_entry(c: &vigil_config::CameraConfig) -> CameraEntry {
+    CameraEntry {
+        name: c.name.clone(),
+        location: c.location.clone(),
+        confirmer: Confirmer::new(c.id.clone(), c.confirm.clone()),
     }
 }
 

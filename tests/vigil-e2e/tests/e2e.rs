@@ -21,7 +21,13 @@ mod harness;
 mod incidents;
 #[path = "e2e/lifecycle.rs"]
 mod lifecycle;
+#[path = "e2e/peers.rs"]
+mod peers;
+#[path = "e2e/reconfig.rs"]
+mod reconfig;
 #[path = "e2e/restart.rs"]
 mod restart;
+#[path = "e2e/rtsp.rs"]
+mod rtsp;
 #[path = "e2e/sources.rs"]
 mod sources;

@@ -20,7 +20,7 @@ fn open(path: &Path, options: Y4mOptions) -> Result<Y4mSource, SourceError> {
 }
 
 fn frame_of(rgb: Vec<u8>, width: u32, height: u32) -> Frame {
-    Frame::new(camera(), 0, clock().now(), width, height, rgb.into()).unwrap()
+    Frame::new(camera(), 0, clock().now(), width, height, rgb).unwrap()
 }
 
 /// A `width` x `height` frame in one flat colour.

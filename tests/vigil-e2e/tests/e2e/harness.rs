@@ -72,6 +72,11 @@ impl Camera {
         }
     }
 
+    /// An RTSP camera on `url`.
+    pub fn rtsp(id: &'static str, url: &str) -> Camera {
+        Camera { id, source: format!("{{ kind = \"rtsp\", detect_url = \"{url}\" }}"), extra: String::new() }
+    }
+
     /// The same camera with one more line of TOML in its table.
     pub fn with(mut self, line: &str) -> Camera {
         self.extra.push_str(line);
@@ -285,6 +290,11 @@ impl Vigil {
         let request = CommandRequest { command: command.clone(), actor: operator(), reply: Some(reply) };
         self.running().commands().send(request).expect("the supervisor takes commands");
         verdict.recv_timeout(WAIT).unwrap_or_else(|e| panic!("no verdict on {command:?} within {WAIT:?}: {e}"))
+    }
+
+    /// Applies a new config to the running pipeline, as SIGHUP does.
+    pub fn reconfigure(&mut self, config: Config) -> Result<vigild::pipeline::Reconfigured, String> {
+        self.running.as_mut().expect("the pipeline was shut down").reconfigure(config)
     }
 
     /// Where to send commands directly.
