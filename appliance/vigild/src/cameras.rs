@@ -3,7 +3,6 @@
 //! another and none ever gives up.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
@@ -124,7 +123,7 @@ impl Opener for ConfigOpener {
             }
             SourceConfig::File { path, looped } => {
                 let options = Y4mOptions { loop_at_end: looped, pace: true, fps_cap: Some(cfg.fps) };
-                Box::new(Y4mSource::open(PathBuf::from(path), id, clock, options)?)
+                Box::new(Y4mSource::open(path, id, clock, options)?)
             }
             SourceConfig::Rtsp { detect_url, username, password, transport, hw_decode, .. } => {
                 let options = vigil_rtsp::RtspOptions {
