@@ -8,6 +8,8 @@ Serves synthetic RTSP streams on 127.0.0.1 with GStreamer's RTSP server:
   /hd       1280x720 10 fps H.264
   /secure   /h264 behind basic auth, user "vigil", password --password
   /garbage  RTP that claims to be H.264 but carries random bytes
+  /clip     with --clip FILE.y4m: that recording, looped, as 10 fps H.264
+            (how `cargo xtask camera` serves the demo scene to a real RTSP client)
   /mjpeg    640x360 10 fps Motion JPEG, a codec vigil does not take
 
 Every mount is shared: all its clients watch one encoder, so many cameras
@@ -80,6 +82,57 @@ def feed_noise(_factory, media):
     GLib.timeout_add(100, push)
 
 
+def read_y4m(path):
+    """(width, height, fps, [I420 frames]) of a 4:2:0 YUV4MPEG2 file."""
+    with open(path, "rb") as f:
+        header = f.readline().split()
+        if not header or header[0] != b"YUV4MPEG2":
+            sys.exit(f"{path}: not a YUV4MPEG2 file")
+        fields = {h[:1]: h[1:] for h in header[1:]}
+        width, height = int(fields[b"W"]), int(fields[b"H"])
+        num, den = (int(x) for x in fields.get(b"F", b"25:1").split(b":"))
+        if not fields.get(b"C", b"420").startswith(b"420"):
+            sys.exit(f"{path}: only 4:2:0 recordings can be served")
+        size = width * height * 3 // 2
+        frames = []
+        while line := f.readline():
+            if not line.startswith(b"FRAME"):
+                sys.exit(f"{path}: expected FRAME at frame {len(frames)}")
+            frame = f.read(size)
+            if len(frame) < size:
+                break
+            frames.append(frame)
+    if not frames:
+        sys.exit(f"{path}: no frames")
+    return width, height, num / den, frames
+
+
+def clip_launch(width, height, fps):
+    rate = f"{round(fps * 1000)}/1000"
+    return (
+        f"( appsrc name=clip is-live=true format=time do-timestamp=true "
+        f"caps=video/x-raw,format=I420,width={width},height={height},framerate={rate} "
+        f"! videoconvert ! {H264} ! {H264_PAY} name=pay0 pt=96 )"
+    )
+
+
+def play_clip(frames, fps):
+    """A media-configure handler pushing `frames` in a loop at `fps`."""
+
+    def configure(_factory, media):
+        src = media.get_element().get_by_name("clip")
+        position = [0]
+
+        def push():
+            frame = frames[position[0] % len(frames)]
+            position[0] += 1
+            return src.emit("push-buffer", Gst.Buffer.new_wrapped(frame)) == Gst.FlowReturn.OK
+
+        GLib.timeout_add(round(1000 / fps), push)
+
+    return configure
+
+
 def factory(launch):
     f = GstRtspServer.RTSPMediaFactory()
     f.set_launch(launch)
@@ -91,6 +144,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=8554, help="0 picks a free port")
     parser.add_argument("--password", default="s3cret", help="password of user vigil on /secure")
+    parser.add_argument("--clip", help="a 4:2:0 .y4m recording to serve, looped, on /clip")
     args = parser.parse_args()
 
     Gst.init(None)
@@ -131,6 +185,12 @@ def main():
     garbage = allow(factory(GARBAGE), "anonymous")
     garbage.connect("media-configure", feed_noise)
     mounts.add_factory("/garbage", garbage)
+
+    if args.clip:
+        width, height, fps, frames = read_y4m(args.clip)
+        clip = allow(factory(clip_launch(width, height, fps)), "anonymous")
+        clip.connect("media-configure", play_clip(frames, fps))
+        mounts.add_factory("/clip", clip)
 
     if server.attach(None) == 0:
         sys.exit(f"cannot listen on 127.0.0.1:{args.port}")

@@ -21,6 +21,8 @@ commands:
   bench [--json] [--seconds N] [--cameras 1,4,16] [--fps N] [--requests N] [--hint H] [--micro]
                                         pipeline benchmark against OpenVINO's benchmark_app
                                         (--micro: criterion micro-benchmarks instead)
+  camera [--port N]                    serve the demo scene as an RTSP camera at rtsp://127.0.0.1:N/clip
+                                        (default 8554), for config/rtsp-demo.toml
   setup                                only make the venv and the models";
 
 fn main() -> ExitCode {
@@ -29,6 +31,7 @@ fn main() -> ExitCode {
         Some("demo") => demo(&args[1..]),
         Some("test") => test(&args[1..]),
         Some("bench") => bench(&args[1..]),
+        Some("camera") => camera(&args[1..]),
         Some("setup") => Env::prepare().map(|_| ()),
         Some("-h" | "--help") => {
             println!("{USAGE}");
@@ -58,16 +61,17 @@ fn option<T: std::str::FromStr>(args: &[String], name: &str) -> Result<Option<T>
 
 fn demo(args: &[String]) -> Result<(), String> {
     let env = Env::prepare()?;
-    let custom: Option<PathBuf> = option(args, "--config")?;
-    if custom.is_none() {
-        // The demo starts fresh: open incidents from an earlier run would turn
-        // this run's detections into re-detections of the old incident.
-        let data = env.root.join("target/demo");
-        if data.exists() {
-            std::fs::remove_dir_all(&data).map_err(|e| format!("cannot clear {}: {e}", data.display()))?;
+    let config: PathBuf = option(args, "--config")?.unwrap_or_else(|| env.root.join("config/demo.toml"));
+    // The shipped demos start fresh: open incidents from an earlier run would
+    // turn this run's detections into re-detections of the old incident.
+    if config.canonicalize().is_ok_and(|c| c.starts_with(env.root.join("config"))) {
+        for dir in ["target/demo", "target/rtsp-demo"] {
+            let data = env.root.join(dir);
+            if data.exists() {
+                std::fs::remove_dir_all(&data).map_err(|e| format!("cannot clear {}: {e}", data.display()))?;
+            }
         }
     }
-    let config = custom.unwrap_or_else(|| env.root.join("config/demo.toml"));
     env.cargo(&["build", "--release", "--package", "vigild"])?;
     let mut cmd = Command::new(env.root.join("target/release/vigild"));
     cmd.arg("--config").arg(&config).arg("--console");
@@ -79,6 +83,20 @@ fn demo(args: &[String]) -> Result<(), String> {
         cmd.arg("--seconds").arg(seconds.to_string());
     }
     println!("xtask: running vigild on {} (Ctrl-C to stop)", config.display());
+    env.run(&mut cmd)
+}
+
+fn camera(args: &[String]) -> Result<(), String> {
+    let env = Env::prepare()?;
+    let port: u16 = option(args, "--port")?.unwrap_or(8554);
+    let clip = env.root.join("target/demo-clip.y4m");
+    if !clip.is_file() {
+        let out = clip.to_string_lossy().into_owned();
+        env.cargo(&["run", "--release", "-p", "vigil-sources", "--example", "record_demo", "--", &out, "60", "hallway"])?;
+    }
+    println!("xtask: serving {} at rtsp://127.0.0.1:{port}/clip (Ctrl-C to stop)", clip.display());
+    let mut cmd = Command::new("/usr/bin/python3");
+    cmd.arg(env.root.join("tests/peers/rtsp_server.py")).arg("--port").arg(port.to_string()).arg("--clip").arg(&clip);
     env.run(&mut cmd)
 }
 
@@ -100,6 +118,7 @@ fn bench(args: &[String]) -> Result<(), String> {
     }
     env.cargo(&["build", "--release", "--package", "vigil-bench"])?;
     let mut cmd = Command::new(env.root.join("target/release/vigil-bench"));
+    cmd.arg("--ingest").arg(env.root.join("target/release/ingest"));
     cmd.arg("--model")
         .arg(env.models.join("yolov8n-640.xml"))
         .arg("--labels")

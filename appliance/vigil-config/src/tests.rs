@@ -193,7 +193,7 @@ fn unreadable_file_says_so() {
 #[test]
 fn the_shipped_configs_are_valid() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config");
-    for name in ["demo.toml", "reference.toml"] {
+    for name in ["demo.toml", "reference.toml", "rtsp-demo.toml"] {
         let path = root.join(name);
         let text = std::fs::read_to_string(&path).unwrap();
         if let Err(e) = Config::parse(&text, &path, &root) {

@@ -27,6 +27,7 @@ struct Args {
     device: String,
     requests: u32,
     hint: String,
+    ingest: Option<PathBuf>,
     json: bool,
 }
 
@@ -42,6 +43,7 @@ fn parse_args() -> anyhow::Result<Args> {
         device: "CPU".into(),
         requests: 0,
         hint: "throughput".into(),
+        ingest: None,
         json: false,
     };
     let mut args = std::env::args().skip(1);
@@ -57,6 +59,7 @@ fn parse_args() -> anyhow::Result<Args> {
             "--device" => a.device = value()?,
             "--requests" => a.requests = value()?.parse().context("--requests")?,
             "--hint" => a.hint = value()?,
+            "--ingest" => a.ingest = Some(value()?.into()),
             "--cameras" => {
                 a.cameras = value()?.split(',').map(|n| n.trim().parse()).collect::<Result<_, _>>().context("--cameras")?
             }
@@ -64,8 +67,14 @@ fn parse_args() -> anyhow::Result<Args> {
             other => bail!("unknown argument {other:?}"),
         }
     }
+    // The config written for each run lives in a temporary folder: paths must not be relative.
+    for p in [&mut a.model, &mut a.labels] {
+        if let Ok(abs) = std::path::absolute(&*p) {
+            *p = abs;
+        }
+    }
     if a.model.as_os_str().is_empty() || a.labels.as_os_str().is_empty() {
-        bail!("usage: vigil-bench --model M.xml --labels L --benchmark-app PATH [--seconds N] [--cameras 1,4,16] [--fps N] [--device CPU] [--requests N] [--hint throughput|latency] [--json]");
+        bail!("usage: vigil-bench --model M.xml --labels L --benchmark-app PATH [--seconds N] [--cameras 1,4,16] [--fps N] [--device CPU] [--requests N] [--hint throughput|latency] [--ingest PATH] [--json]");
     }
     Ok(a)
 }
@@ -170,6 +179,13 @@ fn main() -> anyhow::Result<()> {
         eprintln!("vigil-bench: pipeline with {n} camera(s) at {} fps ({} s + {} s warm-up)", args.fps, args.seconds, args.warmup);
         rows.push(run_pipeline(&args, n)?);
     }
+    let ingest = match &args.ingest {
+        Some(bin) => {
+            eprintln!("vigil-bench: camera ingest against gst-launch-1.0 ({} s)", args.seconds);
+            ingest_runs(bin, args.seconds)?
+        }
+        None => Vec::new(),
+    };
     eprintln!("vigil-bench: benchmark_app again, to bracket the pipeline runs");
     let second = benchmark_app(&args)?;
     let reference = Reference {
@@ -210,9 +226,18 @@ fn main() -> anyhow::Result<()> {
             "reference_fps_runs": [round(first.fps), round(second.fps)],
             "reference_latency_ms": round(reference.median_latency_ms),
             "results": rows,
+            // The headline: one camera's ingest cost against gst-launch's.
+            "ingest_ratio": ingest.first().and_then(|r| r.get("ingest_ratio")).cloned(),
+            "ingest": ingest,
         });
         println!("{}", serde_json::to_string_pretty(&doc)?);
     } else {
+        for r in &ingest {
+            println!(
+                "ingest, {} camera(s): {} ms CPU/s per camera, gst-launch {} ms CPU/s: ratio {}",
+                r["cameras"], r["ingest_cpu_ms_per_s"], r["reference_cpu_ms_per_s"], r["ingest_ratio"]
+            );
+        }
         println!(
             "model {} on {} ({} hint), cameras at {} fps; benchmark_app {:.2} / {:.2} FPS (mean {:.2}), median latency {:.1} ms",
             args.model.display(), args.device, args.hint, args.fps, first.fps, second.fps, reference.fps, reference.median_latency_ms
@@ -236,6 +261,22 @@ fn main() -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Runs the ingest benchmark binary for 1 and 4 cameras; one JSON object per count.
+fn ingest_runs(bin: &Path, seconds: u64) -> anyhow::Result<Vec<serde_json::Value>> {
+    let out = Command::new(bin)
+        .args(["--cameras", "1,4", "--seconds", &seconds.to_string()])
+        .output()
+        .with_context(|| format!("running {}", bin.display()))?;
+    if !out.status.success() {
+        bail!("the ingest benchmark failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).context("the ingest benchmark's output"))
+        .collect()
 }
 
 fn round(v: f64) -> f64 {

@@ -7,6 +7,7 @@ use vigild::pipeline::{CameraStatus, Status};
 
 use crate::harness::{Camera, Site, Vigil};
 use crate::peers::{RtspServer, dead_port};
+use crate::sources::record_armed_clip;
 
 fn camera<'a>(status: &'a Status, id: &str) -> &'a CameraStatus {
     status.cameras.iter().find(|c| c.id.as_str() == id).unwrap_or_else(|| panic!("camera {id} is in the status"))
@@ -14,6 +15,19 @@ fn camera<'a>(status: &'a Status, id: &str) -> &'a CameraStatus {
 
 fn in_state(vigil: &Vigil, id: &str, state: CameraState) -> Status {
     vigil.wait_status(&format!("camera {id} to be {}", state.as_str()), |s| camera(s, id).health.state == state)
+}
+
+#[test]
+fn an_rtsp_camera_showing_the_marker_raises_an_incident() {
+    let site = Site::new();
+    let clip = record_armed_clip(&site);
+    let server = RtspServer::start(&["--clip", &clip.display().to_string()]);
+    let mut vigil = Vigil::start(&site.config(&[Camera::rtsp("ip-1", &server.url("/clip"))]));
+    let (incident, snapshot) = vigil.raised("ip-1");
+    assert_eq!(&*incident.label, "handgun");
+    assert!(snapshot.is_some_and(|p| p.is_file()), "evidence from an RTSP frame");
+    // Frames decoded from H.264: the stage times come from the stream.
+    assert!(incident.times.captured <= incident.times.inferred && incident.times.inferred <= incident.times.raised);
 }
 
 #[test]

@@ -12,6 +12,19 @@ use crate::harness::{Camera, Site, Vigil};
 #[test]
 fn a_recorded_y4m_file_raises_an_incident() {
     let site = Site::new();
+    let clip = record_armed_clip(&site);
+
+    let mut vigil = Vigil::start(&site.config(&[Camera::file("entrance-1", &clip)]));
+    let (incident, snapshot) = vigil.raised("entrance-1");
+    assert_eq!(&*incident.label, "handgun");
+    assert!(incident.frame_seq < 40 * 3, "raised from frame {} of a looped 40-frame clip", incident.frame_seq);
+    assert!(snapshot.is_some_and(|p| p.is_file()), "the evidence of a recorded clip is written too");
+    let status = vigil.status();
+    assert_eq!(status.cameras[0].health.state, CameraState::Streaming);
+}
+
+/// 40 frames of the armed demo scene at 10 fps, recorded to a .y4m in the site's folder.
+pub fn record_armed_clip(site: &Site) -> std::path::PathBuf {
     let clip = site.path().join("armed.y4m");
     let options = DemoOptions { scenario: Scenario::Armed, pace: false, ..DemoOptions::default() };
     let mut scene =
@@ -23,14 +36,7 @@ fn a_recorded_y4m_file_raises_an_incident() {
         writer.write_frame(&frame).expect("recording a frame");
     }
     writer.finish().expect("finishing the clip");
-
-    let mut vigil = Vigil::start(&site.config(&[Camera::file("entrance-1", &clip)]));
-    let (incident, snapshot) = vigil.raised("entrance-1");
-    assert_eq!(&*incident.label, "handgun");
-    assert!(incident.frame_seq < 40 * 3, "raised from frame {} of a looped 40-frame clip", incident.frame_seq);
-    assert!(snapshot.is_some_and(|p| p.is_file()), "the evidence of a recorded clip is written too");
-    let status = vigil.status();
-    assert_eq!(status.cameras[0].health.state, CameraState::Streaming);
+    clip
 }
 
 #[test]
