@@ -9,6 +9,7 @@ use serde::Deserialize;
 use toml::Spanned;
 use vigil_core::confirm::ConfirmPolicy;
 use vigil_core::playbook::Playbook;
+use vigil_core::url::{redact_url, split_userinfo};
 use vigil_core::{CameraId, Location};
 
 use std::path::PathBuf;
@@ -531,12 +532,11 @@ fn merge(base: &ConfirmPolicy, over: &Confirmation) -> Result<ConfirmPolicy, Str
 
 /// `rtsp://` or `rtsps://`, a host, and no spaces; credentials may be inline.
 fn check_rtsp_url(field: &str, url: &str) -> Result<(), String> {
-    let shown = redact(url);
+    let shown = redact_url(url);
     let Some(rest) = url.strip_prefix("rtsp://").or_else(|| url.strip_prefix("rtsps://")) else {
         return Err(format!("{field} {shown:?}: expected an rtsp:// or rtsps:// URL"));
     };
-    let authority = rest.split('/').next().unwrap_or_default();
-    let host = authority.rsplit('@').next().unwrap_or_default();
+    let host = split_userinfo(rest).1.split('/').next().unwrap_or_default();
     if host.is_empty() || host.starts_with(':') {
         return Err(format!("{field} {shown:?}: the URL has no host"));
     }
@@ -544,20 +544,6 @@ fn check_rtsp_url(field: &str, url: &str) -> Result<(), String> {
         return Err(format!("{field} {shown:?}: the URL contains spaces; percent-encode them"));
     }
     Ok(())
-}
-
-/// The URL with any `user:password@` replaced by `***@`, for messages.
-pub(crate) fn redact(url: &str) -> String {
-    match url.split_once("://") {
-        Some((scheme, rest)) => {
-            let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-            match authority.rsplit_once('@') {
-                Some((_, host)) => format!("{scheme}://***@{host}{path}"),
-                None => url.to_string(),
-            }
-        }
-        None => url.to_string(),
-    }
 }
 
 fn join(labels: &[Arc<str>]) -> String {

@@ -10,6 +10,7 @@ pub mod geom;
 pub mod incident;
 pub mod playbook;
 pub mod time;
+pub mod url;
 
 pub use frame::{CameraId, Detection, Frame, FrameResult, Location, Pixels};
 pub use geom::{BBox, Point, Polygon};

@@ -44,34 +44,8 @@ impl CameraUrl {
     }
 }
 
-/// The user info before the host, if any, and the rest.
-///
-/// The split is at the last `@`, not at the end of the authority: a password
-/// pasted with a raw `/` or `@` in it then still counts as password (and is
-/// hidden) rather than spilling into the host or path. The price is that an
-/// `@` in a path must be percent-encoded as `%40`.
-fn split_userinfo(rest: &str) -> (Option<&str>, &str) {
-    match rest.rsplit_once('@') {
-        Some((info, hostpath)) => (Some(info), hostpath),
-        None => (None, rest),
-    }
-}
-
-/// `url` with any user name and password replaced by `***`, for logs and errors:
-/// `rtsp://user:pass@host/x` becomes `rtsp://***@host/x`.
-pub fn redact(url: &str) -> String {
-    match url.split_once("://") {
-        Some((scheme, rest)) => match split_userinfo(rest) {
-            (Some(_), hostpath) => format!("{scheme}://***@{hostpath}"),
-            (None, _) => url.to_string(),
-        },
-        // Not a URL at all, but it may still hold credentials.
-        None => match url.rsplit_once('@') {
-            Some((_, host)) => format!("***@{host}"),
-            None => url.to_string(),
-        },
-    }
-}
+pub use vigil_core::url::redact_url as redact;
+use vigil_core::url::split_userinfo;
 
 /// `text` with every occurrence of each non-empty secret replaced by `***`;
 /// for text that came from GStreamer, which may echo what it was given.
@@ -106,16 +80,6 @@ fn percent_decode(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn redact_hides_user_and_password() {
-        assert_eq!(redact("rtsp://user:pass@host/x"), "rtsp://***@host/x");
-        assert_eq!(redact("rtsp://user@host:554/x"), "rtsp://***@host:554/x");
-        assert_eq!(redact("rtsp://host:554/x?a=1"), "rtsp://host:554/x?a=1");
-        assert_eq!(redact("rtsp://u:p/w@d@10.0.0.2/cam"), "rtsp://***@10.0.0.2/cam");
-        assert_eq!(redact("u:p@host"), "***@host");
-        assert_eq!(redact(""), "");
-    }
 
     #[test]
     fn parse_takes_credentials_out_of_the_location() {
