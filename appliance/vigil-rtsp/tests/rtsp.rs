@@ -4,87 +4,21 @@
 //!
 //! Tests wait with generous deadlines and assert no timings beyond them.
 
-use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, Once, OnceLock};
+use std::process::Command;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use vigil_core::{CameraId, Clock, Frame, SystemClock};
 use vigil_rtsp::{HwDecode, RtspOptions, RtspSource, Transport, redact};
+use vigil_peers::RtspServer;
 use vigil_sources::{FrameSource, SourceErrorKind};
 
-const PYTHON: &str = "/usr/bin/python3";
 const PASSWORD: &str = "pa55-Vigil-test";
 
-/// The test RTSP server, killed on drop.
-struct Server {
-    child: Child,
-    port: u16,
-}
-
-impl Server {
-    fn start() -> Server {
-        Server::on_port(0)
-    }
-
-    fn on_port(port: u16) -> Server {
-        check_python();
-        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/peers/rtsp_server.py");
-        let mut child = Command::new(PYTHON)
-            .arg(&script)
-            .args(["--port", &port.to_string(), "--password", PASSWORD])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run {PYTHON} {}: {e}", script.display()));
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(port) = line.strip_prefix("READY ") {
-                    let _ = tx.send(port.trim().parse::<u16>().expect("READY <port>"));
-                }
-            }
-        });
-        let port = rx
-            .recv_timeout(Duration::from_secs(20))
-            .unwrap_or_else(|_| panic!("the RTSP test server did not print READY within 20 s"));
-        Server { child, port }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("rtsp://127.0.0.1:{}{path}", self.port)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Fails with what to install when the system Python cannot run the server.
-fn check_python() {
-    static CHECK: Once = Once::new();
-    CHECK.call_once(|| {
-        let ok = Command::new(PYTHON)
-            .args([
-                "-c",
-                "import gi; gi.require_version('GstRtspServer', '1.0'); from gi.repository import GstRtspServer",
-            ])
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(
-            ok,
-            "the RTSP tests need {PYTHON} with GStreamer's RTSP server bindings: \
-             apt-get install python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base \
-             gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav"
-        );
-    });
+/// The test RTSP server with this file's password on `/secure`, or the test fails saying what is missing.
+fn server() -> RtspServer {
+    RtspServer::start(&["--password", PASSWORD]).unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn options(url: &str) -> RtspOptions {
@@ -135,7 +69,7 @@ fn assert_stream(frames: &[Frame], width: u32, height: u32, clock: &dyn Clock) {
 
 #[test]
 fn h264_over_tcp_arrives_as_rgb() {
-    let server = Server::start();
+    let server = server();
     let clock = Arc::new(SystemClock::new());
     let mut o = options(&server.url("/h264"));
     o.transport = Transport::Tcp;
@@ -147,7 +81,7 @@ fn h264_over_tcp_arrives_as_rgb() {
 
 #[test]
 fn h264_over_udp_arrives() {
-    let server = Server::start();
+    let server = server();
     let clock = Arc::new(SystemClock::new());
     let mut o = options(&server.url("/h264"));
     o.transport = Transport::Udp;
@@ -157,7 +91,7 @@ fn h264_over_udp_arrives() {
 
 #[test]
 fn h265_arrives_with_hardware_decoding_where_it_works() {
-    let server = Server::start();
+    let server = server();
     let mut o = options(&server.url("/h265"));
     o.hw_decode = HwDecode::Auto;
     let mut source = open_with(o);
@@ -166,7 +100,7 @@ fn h265_arrives_with_hardware_decoding_where_it_works() {
 
 #[test]
 fn hd_stream_is_scaled_down_to_fit_keeping_its_shape() {
-    let server = Server::start();
+    let server = server();
     let mut o = options(&server.url("/hd"));
     o.fit = Some((640, 640));
     let mut source = open_with(o);
@@ -183,7 +117,7 @@ fn hd_stream_is_scaled_down_to_fit_keeping_its_shape() {
 
 #[test]
 fn fit_never_scales_up() {
-    let server = Server::start();
+    let server = server();
     let mut o = options(&server.url("/h264"));
     o.fit = Some((1920, 1920));
     assert_stream(&frames(&mut open_with(o), 2), 640, 360, &SystemClock::new());
@@ -191,7 +125,7 @@ fn fit_never_scales_up() {
 
 #[test]
 fn fps_cap_thins_the_stream() {
-    let server = Server::start();
+    let server = server();
     let mut o = options(&server.url("/h264"));
     o.fps_cap = Some(2.5);
     let mut source = open_with(o);
@@ -203,7 +137,7 @@ fn fps_cap_thins_the_stream() {
 
 #[test]
 fn wrong_password_is_unauthorized_and_never_shown() {
-    let server = Server::start();
+    let server = server();
     let wrong = "not-the-Password-42";
     // Credentials from the config.
     let mut o = options(&server.url("/secure"));
@@ -215,13 +149,13 @@ fn wrong_password_is_unauthorized_and_never_shown() {
     assert!(!format!("{err} {err:?}").contains(wrong), "{err:?}");
 
     // Credentials in the URL.
-    let url = format!("rtsp://vigil:{wrong}@127.0.0.1:{}/secure", server.port);
+    let url = format!("rtsp://vigil:{wrong}@127.0.0.1:{}/secure", server.port());
     let err =
         RtspSource::open(CameraId::new("cam"), Arc::new(SystemClock::new()), options(&url)).err().expect("refused");
     assert_eq!(err.kind(), SourceErrorKind::Unauthorized, "{err}");
     let shown = format!("{err} {err:?}");
     assert!(!shown.contains(wrong) && !shown.contains("vigil:"), "{shown}");
-    assert!(shown.contains(&format!("rtsp://***@127.0.0.1:{}/secure", server.port)), "{shown}");
+    assert!(shown.contains(&format!("rtsp://***@127.0.0.1:{}/secure", server.port())), "{shown}");
 
     // No credentials at all.
     let err = RtspSource::open(CameraId::new("cam"), Arc::new(SystemClock::new()), options(&server.url("/secure")))
@@ -232,28 +166,28 @@ fn wrong_password_is_unauthorized_and_never_shown() {
 
 #[test]
 fn right_password_streams_and_config_credentials_win() {
-    let server = Server::start();
+    let server = server();
     let mut o = options(&server.url("/secure"));
     o.username = Some("vigil".into());
     o.password = Some(PASSWORD.into());
     frames(&mut open_with(o), 3);
 
     // The URL's wrong password loses to the config's right one.
-    let mut o = options(&format!("rtsp://vigil:wrong@127.0.0.1:{}/secure", server.port));
+    let mut o = options(&format!("rtsp://vigil:wrong@127.0.0.1:{}/secure", server.port()));
     o.password = Some(PASSWORD.into());
     frames(&mut open_with(o), 3);
 
-    frames(&mut open(&format!("rtsp://vigil:{PASSWORD}@127.0.0.1:{}/secure", server.port)), 3);
+    frames(&mut open(&format!("rtsp://vigil:{PASSWORD}@127.0.0.1:{}/secure", server.port())), 3);
 }
 
 #[test]
 fn logs_never_show_credentials() {
-    let server = Server::start();
-    let good = format!("rtsp://vigil:{PASSWORD}@127.0.0.1:{}/secure", server.port);
+    let server = server();
+    let good = format!("rtsp://vigil:{PASSWORD}@127.0.0.1:{}/secure", server.port());
     let mut source = open(&good);
     frames(&mut source, 2);
     drop(source);
-    let bad = format!("rtsp://vigil:{PASSWORD}x@127.0.0.1:{}/secure", server.port);
+    let bad = format!("rtsp://vigil:{PASSWORD}x@127.0.0.1:{}/secure", server.port());
     assert!(RtspSource::open(CameraId::new("cam"), Arc::new(SystemClock::new()), options(&bad)).is_err());
     let logs = String::from_utf8_lossy(&logs().lock().unwrap()).into_owned();
     assert!(logs.contains("rtsp camera streaming"), "the test saw no logs: {logs}");
@@ -304,7 +238,7 @@ fn dead_port_is_unreachable_within_the_connect_timeout() {
 
 #[test]
 fn garbage_is_a_bad_stream() {
-    let server = Server::start();
+    let server = server();
     let mut o = options(&server.url("/garbage"));
     o.connect_timeout = Duration::from_secs(3);
     let err = RtspSource::open(CameraId::new("cam"), Arc::new(SystemClock::new()), o).err().expect("undecodable");
@@ -313,14 +247,13 @@ fn garbage_is_a_bad_stream() {
 
 #[test]
 fn server_killed_while_streaming_ends_the_stream_and_a_reopen_works() {
-    let mut server = Server::start();
-    let port = server.port;
+    let mut server = server();
+    let port = server.port();
     let mut o = options(&server.url("/h264"));
     o.stall_timeout = Duration::from_secs(2);
     let mut source = open_with(o.clone());
     frames(&mut source, 2);
-    server.child.kill().expect("kill the server");
-    let _ = server.child.wait();
+    server.kill();
 
     let started = Instant::now();
     let outcome = loop {
@@ -340,20 +273,20 @@ fn server_killed_while_streaming_ends_the_stream_and_a_reopen_works() {
     }
     drop(source);
 
-    let _server = Server::on_port(port);
+    let _server = RtspServer::on_port(port, vec!["--password".into(), PASSWORD.into()]).unwrap_or_else(|e| panic!("{e}"));
     let mut source = open_with(o);
     assert_stream(&frames(&mut source, 3), 640, 360, &SystemClock::new());
 }
 
 #[test]
 fn frozen_server_is_stalled() {
-    let server = Server::start();
+    let server = server();
     let mut o = options(&server.url("/h264"));
     o.stall_timeout = Duration::from_secs(2);
     let mut source = open_with(o);
     frames(&mut source, 2);
     // Stopped, not killed: the connection stays open and simply goes quiet.
-    let pid = server.child.id().to_string();
+    let pid = server.pid().to_string();
     assert!(Command::new("kill").args(["-STOP", &pid]).status().is_ok_and(|s| s.success()), "kill -STOP");
     let _resume = Resume(pid);
     let started = Instant::now();
@@ -379,7 +312,7 @@ impl Drop for Resume {
 
 #[test]
 fn a_codec_other_than_h264_or_h265_is_unsupported() {
-    let server = Server::start();
+    let server = server();
     let err = RtspSource::open(CameraId::new("cam"), Arc::new(SystemClock::new()), options(&server.url("/mjpeg")))
         .err()
         .expect("refused");
@@ -389,7 +322,7 @@ fn a_codec_other_than_h264_or_h265_is_unsupported() {
 
 #[test]
 fn eight_cameras_on_one_server_all_stream() {
-    let server = Server::start();
+    let server = server();
     let url = server.url("/h264");
     let threads: Vec<_> = (0..8)
         .map(|i| {

@@ -14,8 +14,6 @@
 //! `cargo run --release -p vigil-bench --bin ingest -- [--cameras 1,4] [--seconds 15]`
 //! prints one JSON line per camera count.
 
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -26,7 +24,6 @@ use vigil_core::{CameraId, SystemClock};
 use vigil_rtsp::{HwDecode, RtspOptions, RtspSource, Transport};
 use vigil_sources::FrameSource;
 
-const PYTHON: &str = "/usr/bin/python3";
 /// Long enough for every stream to connect and its decoder to settle.
 const WARMUP: Duration = Duration::from_secs(3);
 
@@ -57,37 +54,6 @@ fn parse_args() -> anyhow::Result<Args> {
         bail!("--seconds and every --cameras count must be at least 1");
     }
     Ok(a)
-}
-
-/// The test RTSP server, killed on drop.
-struct Server {
-    child: Child,
-    port: u16,
-}
-
-impl Server {
-    fn start() -> anyhow::Result<Server> {
-        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/peers/rtsp_server.py");
-        let mut child = Command::new(PYTHON)
-            .arg(&script)
-            .args(["--port", "0"])
-            .stdout(Stdio::piped())
-            .spawn()
-            .with_context(|| format!("running {PYTHON} {}", script.display()))?;
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().context("the server's stdout")?).read_line(&mut line)?;
-        let port = line.strip_prefix("READY ").and_then(|p| p.trim().parse().ok()).with_context(|| {
-            format!("the RTSP server did not start (said {line:?}); it needs python3-gi and gir1.2-gst-rtsp-server-1.0")
-        })?;
-        Ok(Server { child, port })
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// CPU time (user + system) of child process `pid` so far, from /proc, in clock ticks' resolution.
@@ -220,8 +186,8 @@ impl Drop for Reaped {
 
 fn main() -> anyhow::Result<()> {
     let args = parse_args()?;
-    let server = Server::start()?;
-    let url = format!("rtsp://127.0.0.1:{}/h264", server.port);
+    let server = vigil_peers::RtspServer::start(&[]).map_err(anyhow::Error::msg)?;
+    let url = server.url("/h264");
     let idle = idle_baseline()?;
     for &cameras in &args.cameras {
         let m = measure(&args.gst_launch, &url, cameras, args.seconds, idle)?;

@@ -6,7 +6,7 @@ use vigild::cameras::CameraState;
 use vigild::pipeline::{CameraStatus, Status};
 
 use crate::harness::{Camera, Site, Vigil};
-use crate::peers::{RtspServer, dead_port};
+use crate::peers::{dead_port, rtsp_server};
 use crate::sources::record_armed_clip;
 
 fn camera<'a>(status: &'a Status, id: &str) -> &'a CameraStatus {
@@ -21,7 +21,7 @@ fn in_state(vigil: &Vigil, id: &str, state: CameraState) -> Status {
 fn an_rtsp_camera_showing_the_marker_raises_an_incident() {
     let site = Site::new();
     let clip = record_armed_clip(&site);
-    let server = RtspServer::start(&["--clip", &clip.display().to_string()]);
+    let server = rtsp_server(&["--clip", &clip.display().to_string()]);
     let mut vigil = Vigil::start(&site.config(&[Camera::rtsp("ip-1", &server.url("/clip"))]));
     let (incident, snapshot) = vigil.raised("ip-1");
     assert_eq!(&*incident.label, "handgun");
@@ -32,7 +32,7 @@ fn an_rtsp_camera_showing_the_marker_raises_an_incident() {
 
 #[test]
 fn an_rtsp_camera_that_dies_and_returns_recovers_without_touching_the_others() {
-    let mut server = RtspServer::start(&[]);
+    let mut server = rtsp_server(&[]);
     let site = Site::new();
     let config = site.config(&[
         Camera::rtsp("ip-1", &server.url("/h264")).with("stall_timeout_ms = 2000"),
@@ -48,7 +48,7 @@ fn an_rtsp_camera_that_dies_and_returns_recovers_without_touching_the_others() {
     });
     let frames_when_down = camera(&down, "ip-1").health.frames;
 
-    server.restart();
+    server.restart().unwrap_or_else(|e| panic!("{e}"));
     let back = vigil.wait_status("the camera to recover on its own", |s| {
         let c = camera(s, "ip-1");
         c.health.state == CameraState::Streaming && c.health.frames > frames_when_down + 5
@@ -60,7 +60,7 @@ fn an_rtsp_camera_that_dies_and_returns_recovers_without_touching_the_others() {
 
 #[test]
 fn failures_are_named_unauthorized_unreachable_and_bad_stream() {
-    let server = RtspServer::start(&["--password", "right-password"]);
+    let server = rtsp_server(&["--password", "right-password"]);
     let site = Site::new();
     let wrong = server.url("/secure").replace("rtsp://", "rtsp://vigil:wrong-password@");
     let right = server.url("/secure").replace("rtsp://", "rtsp://vigil:right-password@");
@@ -86,7 +86,7 @@ fn failures_are_named_unauthorized_unreachable_and_bad_stream() {
 
 #[test]
 fn eight_rtsp_cameras_stream_at_once() {
-    let server = RtspServer::start(&[]);
+    let server = rtsp_server(&[]);
     let site = Site::new();
     let ids = ["c1", "c2", "c3", "c4", "c5", "c6", "c7", "c8"];
     let cameras: Vec<Camera> =
