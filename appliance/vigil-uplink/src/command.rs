@@ -1,0 +1,478 @@
+//! Commands from the district: a JSON payload on `cmd/<name>` parsed into a
+//! typed request, and the JSON verdict sent to the MQTT 5 response topic.
+//!
+//! ```json
+//! {"request_id": "r-1", "operator": "sro@district", "args": {"incident": 7}}
+//! ```
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+use vigil_core::CameraId;
+use vigil_core::incident::{Actor, Command, IncidentId};
+use vigil_core::playbook::SrpAction;
+
+/// The largest command payload accepted, in bytes; checked before parsing.
+pub const MAX_PAYLOAD: usize = 64 * 1024;
+
+/// The longest `request_id` or `operator`, in characters.
+pub const MAX_IDENTITY: usize = 128;
+
+/// Every command name, as it appears in the topic.
+pub const COMMANDS: [&str; 9] = [
+    "incident.verify",
+    "incident.dismiss",
+    "incident.action",
+    "incident.all-clear",
+    "drill.start",
+    "drill.stop",
+    "snapshot",
+    "rebirth",
+    "log-level",
+];
+
+/// The log levels `log-level` accepts.
+pub const LOG_LEVELS: [&str; 5] = ["error", "warn", "info", "debug", "trace"];
+
+/// What a command asks for.
+#[derive(Clone, Debug, PartialEq)]
+pub enum UplinkCommand {
+    /// A command for the incident book.
+    Incident(Command),
+    /// Publish a fresh snapshot from a camera.
+    Snapshot {
+        /// The camera.
+        camera: CameraId,
+    },
+    /// Publish birth, config and status again.
+    Rebirth,
+    /// Change the log level; one of [`LOG_LEVELS`].
+    LogLevel(String),
+}
+
+/// A parsed command with who sent it and how to answer.
+#[derive(Clone, Debug, PartialEq)]
+pub struct UplinkRequest {
+    /// The sender's id for this request, echoed in the response.
+    pub request_id: String,
+    /// Who issued it, as the district identifies its operators.
+    pub operator: String,
+    /// What to do.
+    pub command: UplinkCommand,
+}
+
+impl UplinkRequest {
+    /// The operator as the audit trail records them.
+    pub fn actor(&self) -> Actor {
+        Actor::Operator(self.operator.clone())
+    }
+}
+
+/// What kind of failure a [`CommandParseError`] is.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// Not JSON, or a value of the wrong type.
+    Malformed,
+    /// The topic names no known command.
+    UnknownCommand,
+    /// A required field is absent.
+    MissingField,
+    /// A field has the right type but an unacceptable value.
+    BadArgument,
+    /// The payload is over [`MAX_PAYLOAD`].
+    TooLarge,
+}
+
+impl ErrorKind {
+    /// Every kind, for exhaustive tests and docs.
+    pub const ALL: [ErrorKind; 5] = [
+        ErrorKind::Malformed,
+        ErrorKind::UnknownCommand,
+        ErrorKind::MissingField,
+        ErrorKind::BadArgument,
+        ErrorKind::TooLarge,
+    ];
+
+    /// The stable machine-readable code sent in responses.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ErrorKind::Malformed => "malformed",
+            ErrorKind::UnknownCommand => "unknown-command",
+            ErrorKind::MissingField => "missing-field",
+            ErrorKind::BadArgument => "bad-argument",
+            ErrorKind::TooLarge => "too-large",
+        }
+    }
+}
+
+/// Why a command payload was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{message} ({})", kind.code())]
+pub struct CommandParseError {
+    /// What kind of failure.
+    pub kind: ErrorKind,
+    /// What is wrong and what to do.
+    pub message: String,
+    /// The request id, when it could be read, so the refusal can still be correlated.
+    pub request_id: Option<String>,
+}
+
+impl CommandParseError {
+    /// The stable code.
+    pub fn code(&self) -> &'static str {
+        self.kind.code()
+    }
+}
+
+/// Parses the payload of command `name` (the last level of its topic).
+pub fn parse_command(name: &str, payload: &[u8]) -> Result<UplinkRequest, CommandParseError> {
+    let mut p = Parser { request_id: None };
+    if payload.len() > MAX_PAYLOAD {
+        return Err(p.fail(
+            ErrorKind::TooLarge,
+            format!("payload is {} bytes; commands may be at most {MAX_PAYLOAD} bytes", payload.len()),
+        ));
+    }
+    let value: Value = serde_json::from_slice(payload)
+        .map_err(|e| p.fail(ErrorKind::Malformed, format!("payload is not valid JSON: {e}")))?;
+    let Value::Object(top) = value else {
+        return Err(p.fail(ErrorKind::Malformed, "payload must be a JSON object".into()));
+    };
+    let request_id = p.identity(&top, "request_id")?;
+    p.request_id = Some(request_id.clone());
+    let operator = p.identity(&top, "operator")?;
+    if let Some(key) = top.keys().find(|k| !matches!(k.as_str(), "request_id" | "operator" | "args")) {
+        return Err(
+            p.fail(ErrorKind::Malformed, format!("unknown field {key:?}: expected request_id, operator and args"))
+        );
+    }
+    let empty = Map::new();
+    let args = match top.get("args") {
+        None | Some(Value::Null) => &empty,
+        Some(Value::Object(args)) => args,
+        Some(_) => return Err(p.fail(ErrorKind::Malformed, "args must be a JSON object".into())),
+    };
+    let command = match name {
+        "incident.verify" => UplinkCommand::Incident(Command::Verify(p.incident(args, &["incident"])?)),
+        "incident.dismiss" => UplinkCommand::Incident(Command::Dismiss(p.incident(args, &["incident"])?)),
+        "incident.all-clear" => UplinkCommand::Incident(Command::AllClear(p.incident(args, &["incident"])?)),
+        "incident.action" => {
+            let id = p.incident(args, &["incident", "action"])?;
+            let action = p.string(args, "action")?;
+            let action =
+                action.parse::<SrpAction>().map_err(|e| p.fail(ErrorKind::BadArgument, format!("args.action: {e}")))?;
+            UplinkCommand::Incident(Command::Action(id, action))
+        }
+        "drill.start" => p.no_args(args, UplinkCommand::Incident(Command::DrillStart))?,
+        "drill.stop" => p.no_args(args, UplinkCommand::Incident(Command::DrillStop))?,
+        "rebirth" => p.no_args(args, UplinkCommand::Rebirth)?,
+        "snapshot" => {
+            p.only(args, &["camera"])?;
+            let camera = p.string(args, "camera")?;
+            if camera.is_empty() {
+                return Err(p.fail(ErrorKind::BadArgument, "args.camera must not be empty".into()));
+            }
+            UplinkCommand::Snapshot { camera: CameraId::new(camera) }
+        }
+        "log-level" => {
+            p.only(args, &["level"])?;
+            let level = p.string(args, "level")?;
+            if !LOG_LEVELS.contains(&level) {
+                return Err(p.fail(
+                    ErrorKind::BadArgument,
+                    format!("args.level {level:?} is not a log level: expected one of {}", LOG_LEVELS.join(", ")),
+                ));
+            }
+            UplinkCommand::LogLevel(level.to_string())
+        }
+        _ => {
+            return Err(p.fail(
+                ErrorKind::UnknownCommand,
+                format!("unknown command {name:?}: expected one of {}", COMMANDS.join(", ")),
+            ));
+        }
+    };
+    Ok(UplinkRequest { request_id, operator, command })
+}
+
+/// Carries what is known of the request so far into every error.
+struct Parser {
+    request_id: Option<String>,
+}
+
+impl Parser {
+    fn fail(&self, kind: ErrorKind, message: String) -> CommandParseError {
+        CommandParseError { kind, message, request_id: self.request_id.clone() }
+    }
+
+    fn identity(&self, top: &Map<String, Value>, field: &str) -> Result<String, CommandParseError> {
+        let value = match top.get(field) {
+            None => return Err(self.fail(ErrorKind::MissingField, format!("{field} is required"))),
+            Some(Value::String(s)) => s,
+            Some(_) => return Err(self.fail(ErrorKind::Malformed, format!("{field} must be a string"))),
+        };
+        if value.is_empty() || value.chars().count() > MAX_IDENTITY {
+            return Err(
+                self.fail(ErrorKind::BadArgument, format!("{field} must be 1 to {MAX_IDENTITY} characters long"))
+            );
+        }
+        Ok(value.clone())
+    }
+
+    /// Refuses argument names outside `allowed`, so a misspelt one is not silently ignored.
+    fn only(&self, args: &Map<String, Value>, allowed: &[&str]) -> Result<(), CommandParseError> {
+        match args.keys().find(|k| !allowed.contains(&k.as_str())) {
+            None => Ok(()),
+            Some(key) if allowed.is_empty() => {
+                Err(self.fail(ErrorKind::BadArgument, format!("unknown argument args.{key}: this command takes none")))
+            }
+            Some(key) => Err(self
+                .fail(ErrorKind::BadArgument, format!("unknown argument args.{key}: expected {}", allowed.join(", ")))),
+        }
+    }
+
+    fn no_args(&self, args: &Map<String, Value>, command: UplinkCommand) -> Result<UplinkCommand, CommandParseError> {
+        self.only(args, &[]).map(|()| command)
+    }
+
+    fn incident(&self, args: &Map<String, Value>, allowed: &[&str]) -> Result<IncidentId, CommandParseError> {
+        self.only(args, allowed)?;
+        match args.get("incident") {
+            None => Err(self.fail(ErrorKind::MissingField, "args.incident is required".into())),
+            Some(v) => v
+                .as_u64()
+                .map(IncidentId)
+                .ok_or_else(|| self.fail(ErrorKind::Malformed, "args.incident must be a non-negative integer".into())),
+        }
+    }
+
+    fn string<'a>(&self, args: &'a Map<String, Value>, field: &str) -> Result<&'a str, CommandParseError> {
+        match args.get(field) {
+            None => Err(self.fail(ErrorKind::MissingField, format!("args.{field} is required"))),
+            Some(Value::String(s)) => Ok(s),
+            Some(_) => Err(self.fail(ErrorKind::Malformed, format!("args.{field} must be a string"))),
+        }
+    }
+}
+
+/// The response JSON for a request: `Ok` or the refusal's stable code and
+/// message. Codes from the incident book (`unknown-incident`,
+/// `invalid-transition`) pass through unchanged.
+pub fn response_json(request_id: &str, result: Result<(), (&str, &str)>) -> Vec<u8> {
+    let response = match result {
+        Ok(()) => Response { request_id, ok: true, error: None },
+        Err((code, message)) => Response { request_id, ok: false, error: Some(ErrorJson { code, message }) },
+    };
+    serde_json::to_vec(&response).expect("a response of strings always serializes")
+}
+
+#[derive(Serialize)]
+struct Response<'a> {
+    request_id: &'a str,
+    ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<ErrorJson<'a>>,
+}
+
+#[derive(Serialize)]
+struct ErrorJson<'a> {
+    code: &'a str,
+    message: &'a str,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::json;
+    use vigil_core::incident::CommandError;
+
+    fn parse(name: &str, args: Value) -> Result<UplinkRequest, CommandParseError> {
+        let payload = json!({"request_id": "r-1", "operator": "sro@district", "args": args});
+        parse_command(name, &serde_json::to_vec(&payload).unwrap())
+    }
+
+    fn command(name: &str, args: Value) -> UplinkCommand {
+        let request = parse(name, args).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(request.request_id, "r-1");
+        assert_eq!(request.operator, "sro@district");
+        assert_eq!(request.actor(), Actor::Operator("sro@district".into()));
+        request.command
+    }
+
+    fn code(result: Result<UplinkRequest, CommandParseError>) -> &'static str {
+        result.unwrap_err().code()
+    }
+
+    #[test]
+    fn every_command_parses() {
+        use UplinkCommand::Incident as I;
+        let id = IncidentId(7);
+        assert_eq!(command("incident.verify", json!({"incident": 7})), I(Command::Verify(id)));
+        assert_eq!(command("incident.dismiss", json!({"incident": 7})), I(Command::Dismiss(id)));
+        assert_eq!(command("incident.all-clear", json!({"incident": 7})), I(Command::AllClear(id)));
+        for action in SrpAction::ALL {
+            assert_eq!(
+                command("incident.action", json!({"incident": 7, "action": action.as_str()})),
+                I(Command::Action(id, action))
+            );
+        }
+        assert_eq!(command("drill.start", json!({})), I(Command::DrillStart));
+        assert_eq!(command("drill.stop", Value::Null), I(Command::DrillStop));
+        assert_eq!(
+            command("snapshot", json!({"camera": "hall-1"})),
+            UplinkCommand::Snapshot { camera: CameraId::new("hall-1") }
+        );
+        assert_eq!(command("rebirth", json!({})), UplinkCommand::Rebirth);
+        for level in LOG_LEVELS {
+            assert_eq!(command("log-level", json!({"level": level})), UplinkCommand::LogLevel(level.into()));
+        }
+        for name in COMMANDS {
+            assert_ne!(parse(name, json!({})).map_err(|e| e.code()), Err("unknown-command"), "{name}");
+        }
+        // args may be left out when a command takes none.
+        let bare = parse_command("rebirth", br#"{"request_id": "r", "operator": "o"}"#).unwrap();
+        assert_eq!(bare.command, UplinkCommand::Rebirth);
+    }
+
+    #[test]
+    fn malformed_payloads_say_where() {
+        for (payload, needle) in [
+            (&b"not json"[..], "not valid JSON"),
+            (b"[1]", "must be a JSON object"),
+            (br#"{"request_id": 1, "operator": "o"}"#, "request_id must be a string"),
+            (br#"{"request_id": "r", "operator": ["o"]}"#, "operator must be a string"),
+            (br#"{"request_id": "r", "operator": "o", "args": 3}"#, "args must be a JSON object"),
+            (br#"{"request_id": "r", "operator": "o", "arg": {}}"#, "unknown field \"arg\""),
+        ] {
+            let err = parse_command("incident.verify", payload).unwrap_err();
+            assert_eq!(err.code(), "malformed", "{err}");
+            assert!(err.message.contains(needle), "{err} lacks {needle}");
+        }
+        let err = parse("incident.verify", json!({"incident": "7"})).unwrap_err();
+        assert_eq!(err.code(), "malformed");
+        assert!(err.message.contains("args.incident"), "{err}");
+        assert_eq!(code(parse("incident.verify", json!({"incident": -1}))), "malformed");
+        assert_eq!(code(parse("snapshot", json!({"camera": 3}))), "malformed");
+    }
+
+    #[test]
+    fn unknown_commands_are_refused_with_the_request_id() {
+        let err = parse("incident.explode", json!({})).unwrap_err();
+        assert_eq!(err.code(), "unknown-command");
+        assert_eq!(err.request_id.as_deref(), Some("r-1"));
+        assert!(err.message.contains("incident.verify"), "lists the known commands: {err}");
+    }
+
+    #[test]
+    fn missing_fields_are_named() {
+        for (payload, field) in [(&br#"{"operator": "o"}"#[..], "request_id"), (br#"{"request_id": "r"}"#, "operator")]
+        {
+            let err = parse_command("rebirth", payload).unwrap_err();
+            assert_eq!(err.code(), "missing-field");
+            assert!(err.message.contains(field), "{err}");
+        }
+        for (name, args, field) in [
+            ("incident.verify", json!({}), "args.incident"),
+            ("incident.action", json!({"incident": 1}), "args.action"),
+            ("incident.action", json!({"action": "hold"}), "args.incident"),
+            ("snapshot", json!({}), "args.camera"),
+            ("log-level", json!({}), "args.level"),
+        ] {
+            let err = parse(name, args).unwrap_err();
+            assert_eq!(err.code(), "missing-field", "{name}");
+            assert!(err.message.contains(field), "{err}");
+        }
+    }
+
+    #[test]
+    fn bad_arguments_are_refused() {
+        for (name, args) in [
+            ("incident.action", json!({"incident": 1, "action": "all-clear"})),
+            ("incident.action", json!({"incident": 1, "action": "LOCKDOWN"})),
+            ("log-level", json!({"level": "verbose"})),
+            ("snapshot", json!({"camera": ""})),
+            ("incident.verify", json!({"incident": 1, "action": "hold"})),
+            ("rebirth", json!({"now": true})),
+        ] {
+            assert_eq!(code(parse(name, args.clone())), "bad-argument", "{name} {args}");
+        }
+        let long = "x".repeat(MAX_IDENTITY + 1);
+        for payload in [
+            json!({"request_id": "", "operator": "o"}),
+            json!({"request_id": "r", "operator": ""}),
+            json!({"request_id": long, "operator": "o"}),
+            json!({"request_id": "r", "operator": long}),
+        ] {
+            assert_eq!(code(parse_command("rebirth", &serde_json::to_vec(&payload).unwrap())), "bad-argument");
+        }
+        let at_limit = json!({"request_id": "é".repeat(MAX_IDENTITY), "operator": "o"});
+        assert!(parse_command("rebirth", &serde_json::to_vec(&at_limit).unwrap()).is_ok(), "limit counts characters");
+    }
+
+    #[test]
+    fn oversized_payloads_are_refused_before_parsing() {
+        let mut payload = vec![b' '; MAX_PAYLOAD + 1];
+        payload[0] = b'{';
+        let err = parse_command("no-such-command", &payload).unwrap_err();
+        assert_eq!(err.code(), "too-large");
+        assert_eq!(err.request_id, None);
+        let mut ok = br#"{"request_id": "r", "operator": "o"}"#.to_vec();
+        ok.resize(MAX_PAYLOAD, b' ');
+        assert!(parse_command("rebirth", &ok).is_ok());
+    }
+
+    #[test]
+    fn responses() {
+        let ok: Value = serde_json::from_slice(&response_json("r-1", Ok(()))).unwrap();
+        assert_eq!(ok, json!({"request_id": "r-1", "ok": true}));
+        let err = parse("incident.explode", json!({})).unwrap_err();
+        let refused: Value = serde_json::from_slice(&response_json("r-1", Err((err.code(), &err.message)))).unwrap();
+        assert_eq!(refused["ok"], false);
+        assert_eq!(refused["error"]["code"], "unknown-command");
+        let book = CommandError { code: "invalid-transition", message: "cannot verify incident 7".into() };
+        let bytes = response_json("r-2", Err((book.code, &book.message)));
+        println!("{}", String::from_utf8_lossy(&bytes));
+        let refused: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(
+            refused,
+            json!({"request_id": "r-2", "ok": false, "error": {"code": "invalid-transition", "message": "cannot verify incident 7"}})
+        );
+    }
+
+    fn stable(result: &Result<UplinkRequest, CommandParseError>) -> bool {
+        match result {
+            Ok(_) => true,
+            Err(e) => ErrorKind::ALL.iter().any(|k| k.code() == e.code()),
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(name in "[a-z.-]{0,20}", payload in proptest::collection::vec(any::<u8>(), 0..512)) {
+            prop_assert!(stable(&parse_command(&name, &payload)));
+            for known in COMMANDS {
+                prop_assert!(stable(&parse_command(known, &payload)));
+            }
+        }
+
+        #[test]
+        fn arbitrary_args_never_panic(
+            name in proptest::sample::select(COMMANDS.to_vec()),
+            key in "[a-z]{1,8}",
+            value in prop_oneof![
+                Just(json!(null)), any::<bool>().prop_map(Value::from), any::<i64>().prop_map(Value::from),
+                any::<f64>().prop_map(|f| json!(f)), ".{0,20}".prop_map(Value::from),
+            ],
+            incident in prop_oneof![Just(None), any::<i64>().prop_map(Some)],
+        ) {
+            let mut args = Map::new();
+            args.insert(key, value);
+            if let Some(i) = incident {
+                args.insert("incident".into(), i.into());
+            }
+            let payload = json!({"request_id": "r", "operator": "o", "args": args});
+            prop_assert!(stable(&parse_command(name, &serde_json::to_vec(&payload).unwrap())));
+        }
+    }
+}
