@@ -237,7 +237,8 @@ impl Supervisor {
                         stats.incidents += 1;
                         stats.incident_latency.record(latency);
                     }
-                    tracing::error!(
+                    // An incident is not a fault of vigild: warn, which the demo's log level still shows.
+                    tracing::warn!(
                         incident = %incident.id, camera = %incident.camera, label = %incident.label,
                         score = incident.score, location = %incident.location, drill = incident.drill,
                         glass_to_incident_ms = latency.as_secs_f64() * 1000.0,
