@@ -68,12 +68,9 @@ impl Env {
 
     /// Runs `cmd` with the venv's OpenVINO and the models visible, failing on a non-zero exit.
     pub fn run(&self, cmd: &mut Command) -> Result<(), String> {
-        cmd.env("OPENVINO_LIB", &self.openvino_lib)
-            .env("VIGIL_MODELS", &self.models)
-            .env("VIRTUAL_ENV", &self.venv);
-        let shown = format!("{cmd:?}");
-        let status = cmd.status().map_err(|e| format!("cannot run {shown}: {e}"))?;
-        if status.success() { Ok(()) } else { Err(format!("{shown} failed: {status}")) }
+        run_plain(
+            cmd.env("OPENVINO_LIB", &self.openvino_lib).env("VIGIL_MODELS", &self.models).env("VIRTUAL_ENV", &self.venv),
+        )
     }
 
     fn ensure_models(&self) -> Result<(), String> {

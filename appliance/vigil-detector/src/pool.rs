@@ -69,7 +69,8 @@ impl Pool {
         let stats = Arc::new(DetectorStats::default());
         let Detector { _compiled: compiled, requests, decoder, info } = detector;
         // The compiled model outlives every request: the last thread to finish drops it.
-        let compiled = Arc::new(Mutex::new(Some(compiled)));
+        // (The Mutex only makes the Send-but-not-Sync model shareable; nobody locks it.)
+        let compiled = Arc::new(Mutex::new(compiled));
         let threads = requests
             .into_iter()
             .enumerate()
