@@ -69,7 +69,9 @@ impl Env {
     /// Runs `cmd` with the venv's OpenVINO and the models visible, failing on a non-zero exit.
     pub fn run(&self, cmd: &mut Command) -> Result<(), String> {
         run_plain(
-            cmd.env("OPENVINO_LIB", &self.openvino_lib).env("VIGIL_MODELS", &self.models).env("VIRTUAL_ENV", &self.venv),
+            cmd.env("OPENVINO_LIB", &self.openvino_lib)
+                .env("VIGIL_MODELS", &self.models)
+                .env("VIRTUAL_ENV", &self.venv),
         )
     }
 
@@ -101,7 +103,11 @@ fn ensure_venv(root: &Path, venv: &Path) -> Result<(), String> {
         run_plain(Command::new(&python).args(["-m", "venv", "--clear"]).arg(venv))?;
     }
     let pip = venv.join("bin/pip");
-    run_plain(Command::new(&pip).args(["install", "--quiet", "--disable-pip-version-check", "-r"]).arg(root.join(REQUIREMENTS)))?;
+    run_plain(
+        Command::new(&pip)
+            .args(["install", "--quiet", "--disable-pip-version-check", "-r"])
+            .arg(root.join(REQUIREMENTS)),
+    )?;
     std::fs::write(&stamp, wanted).map_err(|e| format!("cannot write {}: {e}", stamp.display()))
 }
 

@@ -92,7 +92,18 @@ fn camera(args: &[String]) -> Result<(), String> {
     let clip = env.root.join("target/demo-clip.y4m");
     if !clip.is_file() {
         let out = clip.to_string_lossy().into_owned();
-        env.cargo(&["run", "--release", "-p", "vigil-sources", "--example", "record_demo", "--", &out, "60", "hallway"])?;
+        env.cargo(&[
+            "run",
+            "--release",
+            "-p",
+            "vigil-sources",
+            "--example",
+            "record_demo",
+            "--",
+            &out,
+            "60",
+            "hallway",
+        ])?;
     }
     println!("xtask: serving {} at rtsp://127.0.0.1:{port}/clip (Ctrl-C to stop)", clip.display());
     let mut cmd = Command::new("/usr/bin/python3");

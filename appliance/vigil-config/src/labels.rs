@@ -32,10 +32,8 @@ fn ultralytics_names(text: &str) -> Result<Vec<String>, String> {
             .trim()
             .split_once(':')
             .ok_or_else(|| format!("line {}: expected `index: name` under names:", n + 1))?;
-        let index: usize = index
-            .trim()
-            .parse()
-            .map_err(|_| format!("line {}: {:?} is not a class index", n + 1, index.trim()))?;
+        let index: usize =
+            index.trim().parse().map_err(|_| format!("line {}: {:?} is not a class index", n + 1, index.trim()))?;
         if index >= 10_000 {
             return Err(format!("line {}: class index {index} is implausibly large", n + 1));
         }
@@ -44,11 +42,7 @@ fn ultralytics_names(text: &str) -> Result<Vec<String>, String> {
         }
         names[index] = Some(unquote(name.trim()).to_string());
     }
-    names
-        .into_iter()
-        .enumerate()
-        .map(|(i, n)| n.ok_or_else(|| format!("names: class {i} has no name")))
-        .collect()
+    names.into_iter().enumerate().map(|(i, n)| n.ok_or_else(|| format!("names: class {i} has no name"))).collect()
 }
 
 fn unquote(s: &str) -> &str {

@@ -8,6 +8,7 @@
 
 mod labels;
 mod raw;
+mod uplink;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -19,6 +20,7 @@ use vigil_core::playbook::{Playbook, SrpAction};
 use vigil_core::{CameraId, Location, Point, Polygon};
 
 pub use labels::parse_labels;
+pub use uplink::{AckPolicy, Broker, DEFAULT_EMBEDDED_LISTEN, RemoteBroker, TlsFiles, UplinkConfig, parse_broker_url};
 
 /// A configuration problem, located in the file.
 #[derive(Debug, thiserror::Error)]
@@ -45,12 +47,14 @@ pub struct Config {
     pub playbook: Playbook,
     /// Evidence snapshots.
     pub evidence: EvidenceConfig,
+    /// The district link.
+    pub uplink: UplinkConfig,
 }
 
 /// `[device]`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DeviceConfig {
-    /// Identity of this box, used in incident records and (later) MQTT topics.
+    /// Identity of this box, used in incident records and MQTT topics.
     pub id: String,
     /// Where incidents, evidence and state are kept.
     pub data_dir: PathBuf,
@@ -280,9 +284,7 @@ fn check_device(device: &str) -> Result<(), String> {
     };
     let ok = match device.strip_prefix("AUTO") {
         Some("") => true,
-        Some(list) => list
-            .strip_prefix(':')
-            .is_some_and(|l| !l.is_empty() && l.split(',').all(single)),
+        Some(list) => list.strip_prefix(':').is_some_and(|l| !l.is_empty() && l.split(',').all(single)),
         None => single(device),
     };
     if ok {

@@ -15,8 +15,8 @@ use vigil_core::{CameraId, Location};
 use std::path::PathBuf;
 
 use crate::{
-    CameraConfig, DetectorConfig, RtspTransport, Secret, V4l2Format, DeviceConfig, EvidenceConfig, OutputLayout, PerformanceHint,
-    SourceConfig, check_device, check_id, millis, resolve, srp_list, unique_ids, zone,
+    CameraConfig, DetectorConfig, DeviceConfig, EvidenceConfig, OutputLayout, PerformanceHint, RtspTransport, Secret,
+    SourceConfig, V4l2Format, check_device, check_id, millis, resolve, srp_list, unique_ids, zone,
 };
 
 /// A validation failure: the span it is about, and the message.
@@ -39,6 +39,7 @@ pub(crate) struct RawConfig {
     confirmation: Option<Spanned<Confirmation>>,
     playbook: Option<Spanned<PlaybookRaw>>,
     evidence: Option<Spanned<Evidence>>,
+    uplink: Option<Spanned<crate::uplink::RawUplink>>,
     #[serde(default)]
     camera: Vec<Spanned<Camera>>,
 }
@@ -290,6 +291,9 @@ impl RawConfig {
             return Err((evidence_span, format!("evidence.jpeg_quality is {quality}: use 1 to 100")));
         }
 
+        let (uplink, uplink_span) = section(&self.uplink);
+        let uplink = uplink.validate(&device.id, base).map_err(|m| (uplink_span, m))?;
+
         unique_ids(self.camera.iter().map(|c| c.get_ref().id.as_str())).map_err(|m| {
             let dup = self.camera.iter().rev().find(|c| m.contains(&format!("{:?}", c.get_ref().id)));
             (dup.map(|c| c.span()), m)
@@ -309,6 +313,7 @@ impl RawConfig {
             cameras,
             playbook,
             evidence: EvidenceConfig { jpeg_quality: quality as u8 },
+            uplink,
         })
     }
 }
@@ -319,15 +324,14 @@ fn validate_detector(d: &Spanned<Detector>, base: &Path, data_dir: &Path) -> Res
     let model = resolve(base, &raw.model);
     let ext = model.extension().and_then(|e| e.to_str()).unwrap_or_default();
     if !matches!(ext, "xml" | "onnx") {
-        return Err(fail(format!(
-            "detector.model {:?}: expected an OpenVINO IR .xml or an .onnx file",
-            raw.model
-        )));
+        return Err(fail(format!("detector.model {:?}: expected an OpenVINO IR .xml or an .onnx file", raw.model)));
     }
     let labels: Vec<Arc<str>> = match (&raw.labels, &raw.labels_file) {
         (Some(_), Some(_)) => return Err(fail("detector: give labels or labels_file, not both".into())),
         (None, None) => {
-            return Err(fail("detector: give the model's class names as labels = [...] or labels_file = \"...\"".into()));
+            return Err(fail(
+                "detector: give the model's class names as labels = [...] or labels_file = \"...\"".into(),
+            ));
         }
         (Some(list), None) => list.iter().map(|l| Arc::from(l.as_str())).collect(),
         (None, Some(file)) => {
@@ -360,7 +364,10 @@ fn validate_detector(d: &Spanned<Detector>, base: &Path, data_dir: &Path) -> Res
         other => return Err(fail(format!("detector.performance_hint {other:?}: expected throughput or latency"))),
     };
     if !(0.0..1.0).contains(&raw.confidence) {
-        return Err(fail(format!("detector.confidence is {}: use a value from 0 up to (not including) 1", raw.confidence)));
+        return Err(fail(format!(
+            "detector.confidence is {}: use a value from 0 up to (not including) 1",
+            raw.confidence
+        )));
     }
     if !(raw.iou > 0.0 && raw.iou <= 1.0) {
         return Err(fail(format!("detector.iou is {}: use a value above 0, at most 1", raw.iou)));

@@ -95,7 +95,12 @@ fn missing_sections_are_named() {
 #[test]
 fn bad_zone_names_the_camera_line_and_zone() {
     let err = error(&with_camera("[[camera.zones]]\nname = \"door\"\npoints = [[0.0, 0.0], [0.5, 0.5]]"));
-    assert!(err.starts_with("/etc/vigil/vigil.toml:10: camera \"hall-1\": zones[0] \"door\": a zone needs at least 3 points"), "{err}");
+    assert!(
+        err.starts_with(
+            "/etc/vigil/vigil.toml:10: camera \"hall-1\": zones[0] \"door\": a zone needs at least 3 points"
+        ),
+        "{err}"
+    );
 }
 
 #[test]
@@ -227,18 +232,26 @@ fn rtsp_cameras_with_credentials_that_never_print() {
 
 #[test]
 fn rtsp_urls_are_checked_and_errors_hide_credentials() {
-    let bad = |url: &str| error(&with_camera("").replace("kind = \"demo\"", &format!("kind = \"rtsp\", detect_url = \"{url}\"")));
+    let bad = |url: &str| {
+        error(&with_camera("").replace("kind = \"demo\"", &format!("kind = \"rtsp\", detect_url = \"{url}\"")))
+    };
     let err = bad("http://cam/stream");
     assert!(err.contains("source.detect_url \"http://cam/stream\": expected an rtsp:// or rtsps:// URL"), "{err}");
     let err = bad("rtsp://admin:pa55@/stream");
     assert!(err.contains("the URL has no host") && !err.contains("pa55"), "{err}");
-    let err = error(&with_camera("").replace("kind = \"demo\"", "kind = \"rtsp\", detect_url = \"rtsp://c/s\", password = \"x\""));
+    let err = error(
+        &with_camera("").replace("kind = \"demo\"", "kind = \"rtsp\", detect_url = \"rtsp://c/s\", password = \"x\""),
+    );
     assert!(err.contains("source.password is set but source.username is not"), "{err}");
 }
 
 #[test]
 fn v4l2_cameras() {
-    let c = parse(&with_camera("").replace("kind = \"demo\"", "kind = \"v4l2\", device = \"/dev/video2\", format = \"yuyv\", width = 640, height = 480")).unwrap();
+    let c = parse(&with_camera("").replace(
+        "kind = \"demo\"",
+        "kind = \"v4l2\", device = \"/dev/video2\", format = \"yuyv\", width = 640, height = 480",
+    ))
+    .unwrap();
     assert_eq!(
         c.cameras[0].source,
         SourceConfig::V4l2 { device: "/dev/video2".into(), width: 640, height: 480, format: Some(V4l2Format::Yuyv) }
@@ -253,4 +266,63 @@ fn a_password_with_a_slash_never_leaks_into_an_error() {
     // "p/w" was taken for a path and printed.
     let err = error(&with_camera("").replace("kind = \"demo\"", "kind = \"rtsp\", detect_url = \"rtsp://u:p/w@/x\""));
     assert!(err.contains("the URL has no host") && !err.contains("p/w"), "{err}");
+}
+
+#[test]
+fn uplink_defaults_to_the_embedded_broker_on_loopback() {
+    let c = parse(MINIMAL).unwrap();
+    let u = &c.uplink;
+    assert_eq!(u.broker, Broker::Embedded { listen: DEFAULT_EMBEDDED_LISTEN.parse().unwrap() });
+    assert_eq!(u.client_id, "school-7");
+    assert_eq!(u.ack, AckPolicy::Broker, "a standalone school has no district to acknowledge alerts");
+    assert_eq!((u.keep_alive, u.telemetry_interval), (Duration::from_secs(30), Duration::from_secs(30)));
+    assert_eq!(u.outbox_max, 100_000);
+    assert!(u.files().is_empty());
+}
+
+#[test]
+fn uplink_to_a_district_broker_with_mutual_tls() {
+    let c = parse(&format!(
+        "{MINIMAL}\n[uplink]\nbroker = \"mqtts://mqtt.district.example\"\nca = \"pki/ca.pem\"\ncert = \"pki/device.pem\"\nkey = \"/secure/device.key\"\nusername = \"school-7\"\npassword = \"s3cret\"\n"
+    ))
+    .unwrap();
+    let Broker::Remote(r) = &c.uplink.broker else { panic!("{:?}", c.uplink.broker) };
+    assert_eq!((r.host.as_str(), r.port), ("mqtt.district.example", 8883));
+    let tls = r.tls.as_ref().unwrap();
+    assert_eq!(tls.ca.as_deref(), Some(Path::new("/etc/vigil/pki/ca.pem")));
+    assert_eq!(tls.client, Some((PathBuf::from("/etc/vigil/pki/device.pem"), PathBuf::from("/secure/device.key"))));
+    assert_eq!(c.uplink.ack, AckPolicy::District);
+    assert_eq!(c.uplink.files().len(), 3);
+    assert!(!format!("{c:?}").contains("s3cret"), "the broker password leaks through Debug");
+
+    let plain = parse(&format!("{MINIMAL}\n[uplink]\nbroker = \"mqtt://[::1]:2883\"\nack = \"broker\"\n")).unwrap();
+    let Broker::Remote(r) = &plain.uplink.broker else { panic!() };
+    assert_eq!((r.host.as_str(), r.port, r.tls.is_none()), ("::1", 2883, true));
+    assert_eq!(plain.uplink.ack, AckPolicy::Broker);
+}
+
+#[test]
+fn uplink_mistakes_are_named() {
+    let bad = |body: &str| error(&format!("{MINIMAL}\n[uplink]\n{body}\n"));
+    for (body, expected) in [
+        ("broker = \"http://x\"", "expected \"embedded\", \"none\", or a URL mqtts://host[:port]"),
+        ("broker = \"mqtts://user:pw@x\"", "credentials go in uplink.username"),
+        ("broker = \"mqtts://x:99999\"", "the port is not a number"),
+        ("broker = \"mqtts://:8883\"", "the URL has no host"),
+        ("listen = \"0.0.0.0:1883\"", "listens on loopback only"),
+        ("listen = \"localhost\"", "expected an address with a port"),
+        ("broker = \"none\"\nlisten = \"127.0.0.1:1\"", "uplink.listen applies only to the embedded broker"),
+        ("ca = \"ca.pem\"", "uplink.ca applies only to a district broker"),
+        ("broker = \"mqtt://x\"\nca = \"ca.pem\"", "need TLS: write the broker as mqtts://x"),
+        ("broker = \"mqtts://x\"\ncert = \"c.pem\"", "uplink.cert and uplink.key go together"),
+        ("broker = \"mqtts://x\"\npassword = \"pw\"", "uplink.password is set without uplink.username"),
+        ("ack = \"maybe\"", "uplink.ack \"maybe\""),
+        ("keep_alive_s = 1", "uplink.keep_alive_s is 1: use 5 to 3600 seconds"),
+        ("outbox_max = 5", "uplink.outbox_max is 5"),
+        ("brokr = \"none\"", "unknown field `brokr`"),
+    ] {
+        let err = bad(body);
+        assert!(err.contains(expected), "{body}: {err}");
+        assert!(err.starts_with("/etc/vigil/vigil.toml:"), "{body}: the error does not name the file and line: {err}");
+    }
 }

@@ -172,11 +172,8 @@ impl Confirmer {
         let timeout = self.policy.track_timeout;
         self.tracks.retain(|t| t.history != 0 || now.since(t.last_hit) < timeout);
 
-        let mut hits: Vec<&Detection> = result
-            .detections
-            .iter()
-            .filter(|d| self.qualify(d, result.width, result.height).is_ok())
-            .collect();
+        let mut hits: Vec<&Detection> =
+            result.detections.iter().filter(|d| self.qualify(d, result.width, result.height).is_ok()).collect();
         // Strongest first, so a weak duplicate cannot steal a track from a strong box.
         hits.sort_by(|a, b| b.score.total_cmp(&a.score));
 

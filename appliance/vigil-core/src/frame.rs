@@ -108,10 +108,7 @@ impl Frame {
         let rgb = rgb.into();
         let expected = width as usize * height as usize * 3;
         if rgb.len() != expected || width == 0 || height == 0 {
-            return Err(format!(
-                "a {width}x{height} RGB frame needs {expected} bytes, got {}",
-                rgb.len()
-            ));
+            return Err(format!("a {width}x{height} RGB frame needs {expected} bytes, got {}", rgb.len()));
         }
         Ok(Frame { camera, seq, captured, width, height, rgb })
     }

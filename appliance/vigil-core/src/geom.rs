@@ -171,12 +171,8 @@ mod tests {
     #[test]
     fn polygon_rejects_too_few_or_outside_points() {
         assert!(Polygon::new(vec![Point { x: 0.0, y: 0.0 }, Point { x: 1.0, y: 1.0 }]).is_err());
-        let err = Polygon::new(vec![
-            Point { x: 0.0, y: 0.0 },
-            Point { x: 1.5, y: 0.0 },
-            Point { x: 0.0, y: 1.0 },
-        ])
-        .unwrap_err();
+        let err = Polygon::new(vec![Point { x: 0.0, y: 0.0 }, Point { x: 1.5, y: 0.0 }, Point { x: 0.0, y: 1.0 }])
+            .unwrap_err();
         assert!(err.contains("(1.5, 0)"), "{err}");
     }
 }

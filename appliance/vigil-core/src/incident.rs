@@ -73,10 +73,7 @@ impl Stage {
     /// Parses [`Stage::as_str`]'s output back.
     pub fn parse(s: &str) -> Option<Stage> {
         let fixed = [Stage::Detected, Stage::PendingVerification, Stage::Confirmed, Stage::Dismissed, Stage::AllClear];
-        fixed
-            .into_iter()
-            .chain(SrpAction::ALL.into_iter().map(Stage::Responding))
-            .find(|stage| stage.as_str() == s)
+        fixed.into_iter().chain(SrpAction::ALL.into_iter().map(Stage::Responding)).find(|stage| stage.as_str() == s)
     }
 }
 
@@ -148,6 +145,9 @@ pub struct Incident {
     pub active: Vec<SrpAction>,
     /// Further confirmed alarms on the same camera while this incident was open.
     pub redetections: u32,
+    /// Transitions so far, the raise included: the latest one's ordinal is
+    /// `transitions - 1`, which makes alert ids stable across restarts.
+    pub transitions: u32,
 }
 
 /// A recorded change of stage.
@@ -295,7 +295,9 @@ impl Incidents {
     pub fn resume(&self) -> Vec<Output> {
         self.open
             .values()
-            .flat_map(|i| i.active.iter().map(move |&a| Output::Dispatch(request(i, Directive::Activate(a), &Actor::System))))
+            .flat_map(|i| {
+                i.active.iter().map(move |&a| Output::Dispatch(request(i, Directive::Activate(a), &Actor::System)))
+            })
             .collect()
     }
 
@@ -328,6 +330,7 @@ impl Incidents {
             },
             active: Vec::new(),
             redetections: 0,
+            transitions: 1,
         };
         let mut out = vec![Output::Raised(incident.clone())];
         let reason = format!(
@@ -431,7 +434,14 @@ impl Incidents {
     }
 }
 
-fn verify(incident: &mut Incident, playbook: &Playbook, actor: Actor, now: Moment, reason: String, out: &mut Vec<Output>) {
+fn verify(
+    incident: &mut Incident,
+    playbook: &Playbook,
+    actor: Actor,
+    now: Moment,
+    reason: String,
+    out: &mut Vec<Output>,
+) {
     incident.times.verified = Some(now);
     // The actions join `active` before the transition is recorded, so the
     // persisted state never lags what is in force (a restart must revert them).
@@ -449,6 +459,7 @@ fn verify(incident: &mut Incident, playbook: &Playbook, actor: Actor, now: Momen
 fn transition(incident: &mut Incident, to: Stage, actor: Actor, at: Moment, reason: String, out: &mut Vec<Output>) {
     let from = Some(incident.stage);
     incident.stage = to;
+    incident.transitions += 1;
     out.push(Output::Transition(Transition { incident: incident.id, at, actor, from, to, reason }, incident.clone()));
 }
 
@@ -538,14 +549,29 @@ mod tests {
         let mut b = book();
         let out = b.on_alarm(alarm("hall-1"), Location::default(), at(37));
         assert!(matches!(&out[0], Output::Raised(i) if i.id == IncidentId(1) && i.stage == Stage::Detected));
-        assert_eq!(
-            stages(&out),
-            vec![(None, Stage::Detected), (Some(Stage::Detected), Stage::PendingVerification)]
-        );
+        assert_eq!(stages(&out), vec![(None, Stage::Detected), (Some(Stage::Detected), Stage::PendingVerification)]);
         assert_eq!(dispatched(&out), vec![Directive::Activate(SrpAction::Secure)]);
         let i = b.get(IncidentId(1)).unwrap();
         assert_eq!(i.active, vec![SrpAction::Secure]);
         assert_eq!(i.times.raised.since(i.times.captured), Duration::from_millis(37));
+    }
+
+    #[test]
+    fn each_transition_carries_its_ordinal() {
+        let mut b = book();
+        let mut out = b.on_alarm(alarm("hall-1"), Location::default(), at(37));
+        let id = b.open().next().map(|i| i.id).unwrap();
+        out.extend(b.on_command(Command::Verify(id), operator(), at(40)).unwrap());
+        out.extend(b.on_command(Command::AllClear(id), operator(), at(50)).unwrap());
+        let ordinals: Vec<u32> = out
+            .iter()
+            .filter_map(|o| match o {
+                Output::Transition(_, i) => Some(i.transitions - 1),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(ordinals, (0..ordinals.len() as u32).collect::<Vec<_>>());
+        assert!(ordinals.len() >= 4, "raise, pending, confirmed, all clear: {ordinals:?}");
     }
 
     #[test]
@@ -558,7 +584,9 @@ mod tests {
         let mut restarted = Incidents::new(0, open, Playbook::default(), false);
         assert_eq!(restarted.next_id(), 3);
         assert_eq!(restarted.get(first).unwrap().active, vec![SrpAction::Secure]);
-        assert!(matches!(&restarted.on_alarm(alarm("lab"), Location::default(), at(60))[0], Output::Raised(i) if i.id == IncidentId(3)));
+        assert!(
+            matches!(&restarted.on_alarm(alarm("lab"), Location::default(), at(60))[0], Output::Raised(i) if i.id == IncidentId(3))
+        );
         // A persisted counter ahead of the open incidents (closed ones since) wins.
         assert_eq!(Incidents::new(10, vec![], Playbook::default(), false).next_id(), 10);
     }

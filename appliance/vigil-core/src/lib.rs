@@ -4,6 +4,7 @@
 //! threads, async runtimes, MQTT, WebAssembly or OpenVINO, and does no I/O:
 //! everything here is tested with simulated time.
 
+pub mod backoff;
 pub mod confirm;
 pub mod frame;
 pub mod geom;

@@ -47,9 +47,10 @@ impl FromStr for SrpAction {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        SrpAction::ALL.into_iter().find(|a| a.as_str() == s).ok_or_else(|| {
-            format!("unknown action {s:?}: expected one of hold, secure, lockdown, evacuate, shelter")
-        })
+        SrpAction::ALL
+            .into_iter()
+            .find(|a| a.as_str() == s)
+            .ok_or_else(|| format!("unknown action {s:?}: expected one of hold, secure, lockdown, evacuate, shelter"))
     }
 }
 

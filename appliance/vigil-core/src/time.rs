@@ -87,10 +87,7 @@ impl Default for SystemClock {
 
 impl Clock for SystemClock {
     fn now(&self) -> Moment {
-        Moment {
-            mono: self.origin.elapsed(),
-            wall: SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default(),
-        }
+        Moment { mono: self.origin.elapsed(), wall: SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default() }
     }
 }
 

@@ -142,7 +142,11 @@ fn decode_yolo(data: &[f32], classes: usize, anchors: usize, transposed: bool, c
         .filter_map(|(a, (&score, &class))| {
             let (cx, cy, w, h) = (at(0, a), at(1, a), at(2, a), at(3, a));
             let bbox = BBox::from_center(cx, cy, w, h);
-            (bbox.area() > 0.0 && bbox.x1.is_finite() && bbox.y2.is_finite()).then_some(Candidate { class, score, bbox })
+            (bbox.area() > 0.0 && bbox.x1.is_finite() && bbox.y2.is_finite()).then_some(Candidate {
+                class,
+                score,
+                bbox,
+            })
         })
         .collect()
 }
@@ -269,7 +273,12 @@ mod tests {
         assert_eq!(c.len(), 1);
         assert_eq!(c[0].class, 1);
         let b = c[0].bbox;
-        assert!((b.x1 - 64.0).abs() < 1e-3 && (b.y1 - 64.0).abs() < 1e-3 && (b.x2 - 192.0).abs() < 1e-3 && (b.y2 - 128.0).abs() < 1e-3);
+        assert!(
+            (b.x1 - 64.0).abs() < 1e-3
+                && (b.y1 - 64.0).abs() < 1e-3
+                && (b.x2 - 192.0).abs() < 1e-3
+                && (b.y2 - 128.0).abs() < 1e-3
+        );
     }
 
     #[test]

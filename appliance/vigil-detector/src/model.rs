@@ -49,7 +49,11 @@ pub(crate) struct Decoder {
 
 impl Decoder {
     /// Letterboxes `frame` into the request's input tensor.
-    pub(crate) fn prepare(&self, request: &mut InferRequest, frame: &Frame) -> Result<Letterbox, openvino::InferenceError> {
+    pub(crate) fn prepare(
+        &self,
+        request: &mut InferRequest,
+        frame: &Frame,
+    ) -> Result<Letterbox, openvino::InferenceError> {
         let lb = Letterbox::new(frame.width, frame.height, self.input_w, self.input_h);
         let mut input = request.get_input_tensor()?;
         lb.fill_nchw(frame, input.get_data_mut::<f32>()?);
@@ -57,7 +61,12 @@ impl Decoder {
     }
 
     /// Decodes the request's output for a frame prepared with `lb`.
-    pub(crate) fn finish(&self, request: &InferRequest, lb: &Letterbox, frame: &Frame) -> Result<Vec<Detection>, openvino::InferenceError> {
+    pub(crate) fn finish(
+        &self,
+        request: &InferRequest,
+        lb: &Letterbox,
+        frame: &Frame,
+    ) -> Result<Vec<Detection>, openvino::InferenceError> {
         let output = request.get_output_tensor_by_index(0)?;
         let data = output.get_data::<f32>()?;
         let candidates = decode::decode(self.layout, data, self.confidence, self.input_w, self.input_h);
@@ -65,7 +74,11 @@ impl Decoder {
             .into_iter()
             .map(|c| Detection {
                 class: c.class,
-                label: self.labels.get(c.class as usize).cloned().unwrap_or_else(|| Arc::from(format!("class-{}", c.class))),
+                label: self
+                    .labels
+                    .get(c.class as usize)
+                    .cloned()
+                    .unwrap_or_else(|| Arc::from(format!("class-{}", c.class))),
                 score: c.score,
                 bbox: lb.to_frame(c.bbox, frame.width, frame.height),
             })
@@ -114,7 +127,9 @@ impl Detector {
         if outputs != 1 {
             return Err(fail(
                 ErrorKind::Output,
-                format!("the model has {outputs} outputs; a detection model has one (segmentation and pose models are not supported)"),
+                format!(
+                    "the model has {outputs} outputs; a detection model has one (segmentation and pose models are not supported)"
+                ),
             ));
         }
         let input = model.get_input_by_index(0).map_err(ov(ErrorKind::Input))?;
@@ -122,7 +137,8 @@ impl Detector {
             .map_err(|m| fail(ErrorKind::Input, m))?;
         if model.is_dynamic() {
             let name = input.get_name().map_err(ov(ErrorKind::Input))?;
-            let shape = PartialShape::new_static(4, &[1, 3, i64::from(input_h), i64::from(input_w)]).map_err(ov(ErrorKind::Input))?;
+            let shape = PartialShape::new_static(4, &[1, 3, i64::from(input_h), i64::from(input_w)])
+                .map_err(ov(ErrorKind::Input))?;
             model.reshape_input_by_name(&name, &shape).map_err(ov(ErrorKind::Input))?;
         }
         let element = input.get_element_type().map_err(ov(ErrorKind::Input))?;
@@ -153,7 +169,8 @@ impl Detector {
 
         // AUTO gets only the devices present: naming an absent one makes
         // OpenVINO load its plugin anyway, and the GPU plugin fails without OpenCL.
-        let compile_for = if cfg.device.starts_with("AUTO") { format!("AUTO:{}", targets.join(",")) } else { cfg.device.clone() };
+        let compile_for =
+            if cfg.device.starts_with("AUTO") { format!("AUTO:{}", targets.join(",")) } else { cfg.device.clone() };
         let mut compiled = core
             .compile_model(&model, DeviceType::from(compile_for.as_str()))
             .map_err(|e| fail(ErrorKind::Compile, format!("cannot compile it for {}: {}", cfg.device, describe(&e))))?;
@@ -232,7 +249,10 @@ fn check_files(model: &Path) -> Result<String, String> {
     if model.extension().and_then(|e| e.to_str()) == Some("xml") {
         let bin = model.with_extension("bin");
         if !bin.is_file() {
-            return Err(format!("its weights {} are missing: an OpenVINO IR needs the .bin beside the .xml", bin.display()));
+            return Err(format!(
+                "its weights {} are missing: an OpenVINO IR needs the .bin beside the .xml",
+                bin.display()
+            ));
         }
         return Ok(bin.to_string_lossy().into_owned());
     }
@@ -271,14 +291,14 @@ fn check_device(core: &Core, device: &str) -> Result<Vec<String>, String> {
     let wanted: Vec<String> = match device.strip_prefix("AUTO") {
         Some(list) => {
             let list = list.trim_start_matches(':');
-            let all: Vec<String> = if list.is_empty() {
-                available.clone()
-            } else {
-                list.split(',').map(String::from).collect()
-            };
+            let all: Vec<String> =
+                if list.is_empty() { available.clone() } else { list.split(',').map(String::from).collect() };
             let usable: Vec<String> = all.into_iter().filter(|d| present(d.split('.').next().unwrap_or(d))).collect();
             if usable.is_empty() {
-                return Err(format!("none of the devices in {device} is present (available: {})", available.join(", ")));
+                return Err(format!(
+                    "none of the devices in {device} is present (available: {})",
+                    available.join(", ")
+                ));
             }
             usable
         }

@@ -23,7 +23,7 @@ pub trait FrameQueue: Send + Sync {
 
 /// A frame and what the detector found in it. The frame travels along so the
 /// confirming frame can become evidence without a copy.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Inference {
     /// The frame.
     pub frame: Frame,
@@ -65,7 +65,12 @@ impl Pool {
     /// Starts one thread per infer request of `detector`. Results go to
     /// `results` with a blocking send: a result is never dropped, and a stuck
     /// consumer backs up into the frame queue, which drops stale frames instead.
-    pub fn start(detector: Detector, queue: Arc<dyn FrameQueue>, results: Sender<Inference>, clock: Arc<dyn Clock>) -> Pool {
+    pub fn start(
+        detector: Detector,
+        queue: Arc<dyn FrameQueue>,
+        results: Sender<Inference>,
+        clock: Arc<dyn Clock>,
+    ) -> Pool {
         let stats = Arc::new(DetectorStats::default());
         let Detector { _compiled: compiled, requests, decoder, info } = detector;
         // The compiled model outlives every request: the last thread to finish drops it.

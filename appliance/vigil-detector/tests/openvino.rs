@@ -192,9 +192,7 @@ fn the_pool_runs_every_frame_on_several_requests() {
     cfg.infer_requests = Some(3);
     let d = Detector::load(&cfg).unwrap();
     assert_eq!(d.info().requests, 3);
-    let frames: Vec<Frame> = (0..12)
-        .map(|seq| Frame { seq, ..scene(640, 360, GUN, PHONE) })
-        .collect();
+    let frames: Vec<Frame> = (0..12).map(|seq| Frame { seq, ..scene(640, 360, GUN, PHONE) }).collect();
     let (tx, rx) = crossbeam_channel::bounded(4);
     let pool = Pool::start(d, Arc::new(Frames(Mutex::new(frames))), tx, Arc::new(SystemClock::new()));
     let stats = pool.stats();

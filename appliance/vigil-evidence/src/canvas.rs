@@ -19,12 +19,7 @@ pub(crate) struct Rect {
 impl Rect {
     /// A rectangle from its top-left corner and size.
     pub(crate) fn at(left: i64, top: i64, width: i64, height: i64) -> Rect {
-        Rect {
-            left,
-            top,
-            right: left.saturating_add(width),
-            bottom: top.saturating_add(height),
-        }
+        Rect { left, top, right: left.saturating_add(width), bottom: top.saturating_add(height) }
     }
 
     /// Whether it covers no pixels.
@@ -44,14 +39,8 @@ impl<'a> Canvas<'a> {
     /// A canvas over `rgb`, or `None` if the buffer does not hold exactly
     /// `width * height` RGB pixels.
     pub(crate) fn new(rgb: &'a mut [u8], width: u32, height: u32) -> Option<Canvas<'a>> {
-        let expected = (width as usize)
-            .checked_mul(height as usize)?
-            .checked_mul(3)?;
-        (rgb.len() == expected).then_some(Canvas {
-            rgb,
-            width: i64::from(width),
-            height: i64::from(height),
-        })
+        let expected = (width as usize).checked_mul(height as usize)?.checked_mul(3)?;
+        (rgb.len() == expected).then_some(Canvas { rgb, width: i64::from(width), height: i64::from(height) })
     }
 
     /// Width in pixels.
@@ -98,10 +87,7 @@ impl<'a> Canvas<'a> {
     /// Darkens `r` to 3/8 of its brightness: a translucent black that keeps
     /// the scene behind it legible.
     pub(crate) fn darken(&mut self, r: Rect) {
-        self.each_pixel(r, |px| {
-            px.iter_mut()
-                .for_each(|v| *v = (u16::from(*v) * 3 / 8) as u8)
-        });
+        self.each_pixel(r, |px| px.iter_mut().for_each(|v| *v = (u16::from(*v) * 3 / 8) as u8));
     }
 
     /// Draws a rectangle outline `thickness` pixels wide, inside `r`.
@@ -114,34 +100,10 @@ impl<'a> Canvas<'a> {
             right: r.right.saturating_sub(t).max(r.left),
             bottom: r.bottom.saturating_sub(t).max(r.top),
         };
-        self.fill(
-            Rect {
-                bottom: inner.top,
-                ..r
-            },
-            colour,
-        );
-        self.fill(
-            Rect {
-                top: inner.bottom,
-                ..r
-            },
-            colour,
-        );
-        self.fill(
-            Rect {
-                right: inner.left,
-                ..r
-            },
-            colour,
-        );
-        self.fill(
-            Rect {
-                left: inner.right,
-                ..r
-            },
-            colour,
-        );
+        self.fill(Rect { bottom: inner.top, ..r }, colour);
+        self.fill(Rect { top: inner.bottom, ..r }, colour);
+        self.fill(Rect { right: inner.left, ..r }, colour);
+        self.fill(Rect { left: inner.right, ..r }, colour);
     }
 
     /// Writes `text` with its top-left corner at `x, y`, each font pixel a
@@ -155,10 +117,7 @@ impl<'a> Canvas<'a> {
             for (row, bits) in (0i64..).zip(font::glyph(c)) {
                 for col in 0..GLYPH_WIDTH {
                     if bits & (1 << (GLYPH_WIDTH - 1 - col)) != 0 {
-                        let (px, py) = (
-                            left.saturating_add(col * scale),
-                            y.saturating_add(row * scale),
-                        );
+                        let (px, py) = (left.saturating_add(col * scale), y.saturating_add(row * scale));
                         self.fill(Rect::at(px, py, scale, scale), colour);
                     }
                 }
@@ -205,33 +164,9 @@ mod tests {
     fn fill_clips_to_the_picture() {
         let mut rgb = blank(4, 3);
         let mut canvas = Canvas::new(&mut rgb, 4, 3).unwrap();
-        canvas.fill(
-            Rect {
-                left: -10,
-                top: 1,
-                right: 2,
-                bottom: 100,
-            },
-            INK,
-        );
-        canvas.fill(
-            Rect {
-                left: i64::MIN,
-                top: i64::MIN,
-                right: i64::MAX,
-                bottom: -1,
-            },
-            [0; 3],
-        );
-        canvas.fill(
-            Rect {
-                left: 7,
-                top: 0,
-                right: 3,
-                bottom: 2,
-            },
-            [0; 3],
-        );
+        canvas.fill(Rect { left: -10, top: 1, right: 2, bottom: 100 }, INK);
+        canvas.fill(Rect { left: i64::MIN, top: i64::MIN, right: i64::MAX, bottom: -1 }, [0; 3]);
+        canvas.fill(Rect { left: 7, top: 0, right: 3, bottom: 2 }, [0; 3]);
         for y in 0..3 {
             for x in 0..4 {
                 let want = if x < 2 && y >= 1 { INK } else { GREY };
@@ -244,16 +179,7 @@ mod tests {
     fn outline_stays_inside_its_rectangle_and_leaves_the_middle() {
         let mut rgb = blank(10, 10);
         let mut canvas = Canvas::new(&mut rgb, 10, 10).unwrap();
-        canvas.outline(
-            Rect {
-                left: 1,
-                top: 1,
-                right: 9,
-                bottom: 9,
-            },
-            2,
-            INK,
-        );
+        canvas.outline(Rect { left: 1, top: 1, right: 9, bottom: 9 }, 2, INK);
         for y in 0..10 {
             for x in 0..10 {
                 let inside = (1..9).contains(&x) && (1..9).contains(&y);
@@ -267,9 +193,7 @@ mod tests {
     #[test]
     fn darken_keeps_the_scene_legible() {
         let mut rgb = blank(2, 1);
-        Canvas::new(&mut rgb, 2, 1)
-            .unwrap()
-            .darken(Rect::at(0, 0, 1, 1));
+        Canvas::new(&mut rgb, 2, 1).unwrap().darken(Rect::at(0, 0, 1, 1));
         assert_eq!(pixel(&rgb, 2, 0, 0), [48; 3]);
         assert_eq!(pixel(&rgb, 2, 1, 0), GREY);
     }
@@ -277,9 +201,7 @@ mod tests {
     #[test]
     fn text_draws_scaled_glyphs() {
         let mut rgb = blank(20, 20);
-        Canvas::new(&mut rgb, 20, 20)
-            .unwrap()
-            .text(2, 3, "T", 2, INK);
+        Canvas::new(&mut rgb, 20, 20).unwrap().text(2, 3, "T", 2, INK);
         // The bar of the T spans the whole cell, its stem the middle column.
         assert_eq!(pixel(&rgb, 20, 2, 3), INK);
         assert_eq!(pixel(&rgb, 20, 11, 4), INK);

@@ -59,10 +59,7 @@ fn wrap(text: &str, max: usize) -> Vec<&str> {
             break;
         }
         let space_at = |i: &usize| head[*i].1 == ' ';
-        let field = (max / 2..=max)
-            .rev()
-            .filter(space_at)
-            .find(|&i| i + 1 < head.len() && head[i + 1].1 == ' ');
+        let field = (max / 2..=max).rev().filter(space_at).find(|&i| i + 1 < head.len() && head[i + 1].1 == ' ');
         let word = (1..=max).rev().find(space_at);
         let end = field.or(word).map_or(head[max].0, |i| head[i].0);
         lines.push(rest[..end].trim_end());
@@ -78,13 +75,7 @@ mod tests {
     #[test]
     fn wrap_prefers_field_breaks_then_spaces_then_cuts_words() {
         let caption = "INCIDENT 42  HALL-1  MAIN HALL B1 F1  2026-11-21 04:50:09Z  DRILL";
-        assert_eq!(
-            wrap(caption, 53),
-            [
-                "INCIDENT 42  HALL-1  MAIN HALL B1 F1",
-                "2026-11-21 04:50:09Z  DRILL"
-            ]
-        );
+        assert_eq!(wrap(caption, 53), ["INCIDENT 42  HALL-1  MAIN HALL B1 F1", "2026-11-21 04:50:09Z  DRILL"]);
         assert_eq!(wrap(caption, 100), [caption]);
         assert_eq!(wrap("A  BCD EFGHIJ", 10), ["A  BCD", "EFGHIJ"]);
         assert_eq!(wrap("ONE TWO THREE", 8), ["ONE TWO", "THREE"]);

@@ -22,9 +22,7 @@ const PER_BAND: usize = 16;
 
 /// What any character outside the sheet looks like: a visible box, so a
 /// character the font lacks is noticed rather than silently dropped.
-const UNKNOWN: [u8; GLYPH_ROWS] = [
-    0b11111, 0b10001, 0b10001, 0b10001, 0b10001, 0b10001, 0b11111, 0,
-];
+const UNKNOWN: [u8; GLYPH_ROWS] = [0b11111, 0b10001, 0b10001, 0b10001, 0b10001, 0b10001, 0b11111, 0];
 
 /// The glyph sheet, in bands of 16 characters. Each band is a legend line
 /// naming its characters (centred over their cells) followed by eight rows
@@ -110,11 +108,7 @@ const fn parse(sheet: [&str; COUNT.div_ceil(PER_BAND)]) -> [[u8; GLYPH_ROWS]; CO
     while band < sheet.len() {
         let text = sheet[band].as_bytes();
         let first = band * PER_BAND;
-        let cells = if COUNT - first < PER_BAND {
-            COUNT - first
-        } else {
-            PER_BAND
-        };
+        let cells = if COUNT - first < PER_BAND { COUNT - first } else { PER_BAND };
         // Line 0 is the legend, lines 1..=GLYPH_ROWS the art.
         let mut line = 0;
         let mut start = 0;
@@ -175,10 +169,7 @@ const fn parse(sheet: [&str; COUNT.div_ceil(PER_BAND)]) -> [[u8; GLYPH_ROWS]; CO
 
 /// The rows of `c`'s glyph; characters outside ASCII 32..=126 get a box.
 pub(crate) fn glyph(c: char) -> &'static [u8; GLYPH_ROWS] {
-    u32::from(c)
-        .checked_sub(u32::from(FIRST))
-        .and_then(|i| FONT.get(i as usize))
-        .unwrap_or(&UNKNOWN)
+    u32::from(c).checked_sub(u32::from(FIRST)).and_then(|i| FONT.get(i as usize)).unwrap_or(&UNKNOWN)
 }
 
 /// Width in font pixels of `text` set on one line, without trailing space.
@@ -199,10 +190,7 @@ mod tests {
             let g = glyph(c);
             assert!(g.iter().any(|&row| row != 0), "{c:?} has no ink");
             assert_ne!(g, &UNKNOWN, "{c:?} falls back to the unknown box");
-            assert!(
-                g.iter().all(|&row| row < 1 << GLYPH_WIDTH),
-                "{c:?} is wider than a cell"
-            );
+            assert!(g.iter().all(|&row| row < 1 << GLYPH_WIDTH), "{c:?} is wider than a cell");
         }
         for (i, &a) in printable.iter().enumerate() {
             for &b in &printable[i + 1..] {

@@ -92,16 +92,9 @@ pub fn render_snapshot(
     if width == 0 || height == 0 {
         return Err(EvidenceError::EmptyFrame { width, height });
     }
-    let expected = u64::from(width)
-        .saturating_mul(u64::from(height))
-        .saturating_mul(3);
+    let expected = u64::from(width).saturating_mul(u64::from(height)).saturating_mul(3);
     if u64::try_from(frame.rgb.len()) != Ok(expected) {
-        return Err(EvidenceError::BufferSize {
-            width,
-            height,
-            expected,
-            actual: frame.rgb.len(),
-        });
+        return Err(EvidenceError::BufferSize { width, height, expected, actual: frame.rgb.len() });
     }
     if width > JPEG_MAX_SIDE || height > JPEG_MAX_SIDE {
         return Err(EvidenceError::TooLarge { width, height });
@@ -167,26 +160,16 @@ fn draw_annotation(canvas: &mut Canvas<'_>, a: &Annotation, marks: &Marks, band:
     if visible.is_empty() {
         return;
     }
-    let (colour, ink, line) = if a.threat {
-        (RED, WHITE, marks.threat_line)
-    } else {
-        (YELLOW, BLACK, marks.other_line)
-    };
+    let (colour, ink, line) =
+        if a.threat { (RED, WHITE, marks.threat_line) } else { (YELLOW, BLACK, marks.other_line) };
     canvas.outline(bbox, line, colour);
 
     let label = a.label.trim().to_uppercase();
-    let text = if label.is_empty() {
-        format!("{:.2}", a.score)
-    } else {
-        format!("{label} {:.2}", a.score)
-    };
+    let text = if label.is_empty() { format!("{:.2}", a.score) } else { format!("{label} {:.2}", a.score) };
     let scale = marks.text_scale;
     let tag_width = text_width(&text, scale).saturating_add(2 * scale);
     let tag_height = line_height(scale) + 2 * scale;
-    let left = visible
-        .left
-        .min(canvas.width().saturating_sub(tag_width))
-        .max(0);
+    let left = visible.left.min(canvas.width().saturating_sub(tag_width)).max(0);
     let top = tag_top(visible, tag_height, band, canvas.height());
     canvas.fill(Rect::at(left, top, tag_width, tag_height), colour);
     canvas.text(left + scale, top + scale, &text, scale, ink);

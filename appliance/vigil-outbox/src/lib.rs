@@ -9,6 +9,7 @@
 //! ids       id  -> seq                                     idempotent push, ack by id
 //! attempts  seq -> count                                   publish attempts, for status
 //! meta      "next_seq" -> u64                              so a seq is never reused
+//! marks     key -> u64                                     the writer's progress, committed with its messages
 //! ```
 //!
 //! Architecture Invariant: this crate knows nothing of MQTT (topics, QoS,
@@ -33,6 +34,7 @@ const MESSAGES: TableDefinition<u64, (&str, &str, &[u8], u64)> = TableDefinition
 const IDS: TableDefinition<&str, u64> = TableDefinition::new("ids");
 const ATTEMPTS: TableDefinition<u64, u32> = TableDefinition::new("attempts");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+const MARKS: TableDefinition<&str, u64> = TableDefinition::new("marks");
 const NEXT_SEQ: &str = "next_seq";
 
 /// What kind of failure an [`OutboxError`] is.
@@ -111,6 +113,7 @@ impl Outbox {
             txn.open_table(IDS)?;
             txn.open_table(ATTEMPTS)?;
             txn.open_table(META)?;
+            txn.open_table(MARKS)?;
             Ok(())
         })?;
         Ok(outbox)
@@ -118,7 +121,45 @@ impl Outbox {
 
     /// Queues a message durably and returns its seq; an id already pending returns its seq and changes nothing.
     pub fn push(&self, id: &str, kind: &str, payload: &[u8], now_unix_ms: u64) -> Result<u64, OutboxError> {
-        if payload.len() > MAX_PAYLOAD_BYTES {
+        Ok(self.push_batch(&[(id, kind, payload)], now_unix_ms)?[0])
+    }
+
+    /// [`Outbox::push_batch`], also setting the mark `key` to `value` in the
+    /// same transaction: after a crash the mark tells exactly what was queued.
+    pub fn push_marked(
+        &self,
+        batch: &[(&str, &str, &[u8])],
+        now_unix_ms: u64,
+        key: &str,
+        value: u64,
+    ) -> Result<Vec<u64>, OutboxError> {
+        self.push_inner(batch, now_unix_ms, Some((key, value)))
+    }
+
+    /// Sets a mark on its own.
+    pub fn set_mark(&self, key: &str, value: u64) -> Result<(), OutboxError> {
+        self.push_inner(&[], 0, Some((key, value))).map(|_| ())
+    }
+
+    /// The mark `key`, if it was ever set.
+    pub fn mark(&self, key: &str) -> Result<Option<u64>, OutboxError> {
+        self.read(|txn| Ok(txn.open_table(MARKS)?.get(key)?.map(|v| v.value())))
+    }
+
+    /// Queues messages in order in one durable transaction (one fsync) and
+    /// returns their seqs: all are queued or none. Ids already pending keep
+    /// their seq. A batch that would overflow the outbox is refused whole.
+    pub fn push_batch(&self, batch: &[(&str, &str, &[u8])], now_unix_ms: u64) -> Result<Vec<u64>, OutboxError> {
+        self.push_inner(batch, now_unix_ms, None)
+    }
+
+    fn push_inner(
+        &self,
+        batch: &[(&str, &str, &[u8])],
+        now_unix_ms: u64,
+        mark: Option<(&str, u64)>,
+    ) -> Result<Vec<u64>, OutboxError> {
+        if let Some((id, _, payload)) = batch.iter().find(|(_, _, p)| p.len() > MAX_PAYLOAD_BYTES) {
             return Err(self.error(
                 OutboxErrorKind::TooLarge,
                 format!(
@@ -130,27 +171,44 @@ impl Outbox {
         // The inner result carries Full, which is this crate's refusal rather than a storage failure.
         self.write(|txn| {
             let mut ids = txn.open_table(IDS)?;
-            if let Some(seq) = ids.get(id)? {
-                return Ok(Ok(seq.value()));
-            }
             let mut messages = txn.open_table(MESSAGES)?;
+            let mut meta = txn.open_table(META)?;
+            // Capacity is checked before anything is written: the closure's Ok commits.
+            let mut fresh = 0u64;
+            for &(id, _, _) in batch {
+                if ids.get(id)?.is_none() {
+                    fresh += 1;
+                }
+            }
             let depth = messages.len()?;
-            if depth >= self.max_messages {
+            if depth + fresh > self.max_messages {
+                let first = batch.first().map_or("", |m| m.0);
                 return Ok(Err(self.error(
                     OutboxErrorKind::Full,
                     format!(
-                        "the outbox is full ({depth} messages pending), so {id:?} was not queued; \
-                         the uplink must deliver pending messages first"
+                        "the outbox is full ({depth} of {} messages pending), so {first:?} was not queued; \
+                         the uplink must deliver pending messages first",
+                        self.max_messages
                     ),
                 )));
             }
-            let mut meta = txn.open_table(META)?;
-            let seq = meta.get(NEXT_SEQ)?.map_or(1, |s| s.value());
-            // The counter commits with the message, so a seq is never handed out twice.
-            meta.insert(NEXT_SEQ, seq + 1)?;
-            messages.insert(seq, (id, kind, payload, now_unix_ms))?;
-            ids.insert(id, seq)?;
-            Ok(Ok(seq))
+            let mut seqs = Vec::with_capacity(batch.len());
+            for &(id, kind, payload) in batch {
+                if let Some(seq) = ids.get(id)? {
+                    seqs.push(seq.value());
+                    continue;
+                }
+                let seq = meta.get(NEXT_SEQ)?.map_or(1, |s| s.value());
+                // The counter commits with the message, so a seq is never handed out twice.
+                meta.insert(NEXT_SEQ, seq + 1)?;
+                messages.insert(seq, (id, kind, payload, now_unix_ms))?;
+                ids.insert(id, seq)?;
+                seqs.push(seq);
+            }
+            if let Some((key, value)) = mark {
+                txn.open_table(MARKS)?.insert(key, value)?;
+            }
+            Ok(Ok(seqs))
         })?
     }
 

@@ -387,3 +387,40 @@ fn durable_push_rate_with_1_kib_payloads() {
         PUSHES as f64 / elapsed.as_secs_f64()
     );
 }
+
+#[test]
+fn a_batch_is_queued_whole_in_order_or_not_at_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("outbox.redb");
+    let outbox = Outbox::open_with_limit(&path, 3).unwrap();
+    let seqs = outbox.push_batch(&[("a", "alerts", b"1"), ("b", "alerts/cap", b"2")], 1).unwrap();
+    assert_eq!(seqs.len(), 2);
+    assert!(seqs[0] < seqs[1]);
+    // Two new ids do not fit into the one free place: neither is written.
+    let err = outbox.push_batch(&[("c", "k", b""), ("d", "k", b"")], 2).unwrap_err();
+    assert_eq!(err.kind(), OutboxErrorKind::Full);
+    assert_eq!(outbox.depth().unwrap(), 2);
+    assert!(outbox.pending(None, 10).unwrap().iter().all(|m| m.id != "c"), "a refused batch left a message behind");
+    // A pending id costs no room, so this batch fits.
+    let again = outbox.push_batch(&[("b", "alerts/cap", b"2"), ("c", "k", b"")], 3).unwrap();
+    assert_eq!(again[0], seqs[1]);
+    let ids: Vec<String> = outbox.pending(None, 10).unwrap().into_iter().map(|m| m.id).collect();
+    assert_eq!(ids, ["a", "b", "c"]);
+}
+
+#[test]
+fn marks_commit_with_their_messages_and_survive_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("outbox.redb");
+    let outbox = Outbox::open_with_limit(&path, 2).unwrap();
+    assert_eq!(outbox.mark("incident:1").unwrap(), None);
+    outbox.push_marked(&[("a", "k", b"")], 1, "incident:1", 0).unwrap();
+    // A refused batch leaves the mark where it was.
+    let err = outbox.push_marked(&[("b", "k", b""), ("c", "k", b"")], 2, "incident:1", 5).unwrap_err();
+    assert_eq!(err.kind(), OutboxErrorKind::Full);
+    assert_eq!(outbox.mark("incident:1").unwrap(), Some(0));
+    outbox.set_mark("baseline", 7).unwrap();
+    drop(outbox);
+    let outbox = Outbox::open(&path).unwrap();
+    assert_eq!((outbox.mark("incident:1").unwrap(), outbox.mark("baseline").unwrap()), (Some(0), Some(7)));
+}

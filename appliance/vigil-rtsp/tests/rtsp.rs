@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use vigil_core::{CameraId, Clock, Frame, SystemClock};
-use vigil_rtsp::{HwDecode, RtspOptions, RtspSource, Transport, redact};
 use vigil_peers::RtspServer;
+use vigil_rtsp::{HwDecode, RtspOptions, RtspSource, Transport, redact};
 use vigil_sources::{FrameSource, SourceErrorKind};
 
 const PASSWORD: &str = "pa55-Vigil-test";
@@ -273,7 +273,8 @@ fn server_killed_while_streaming_ends_the_stream_and_a_reopen_works() {
     }
     drop(source);
 
-    let _server = RtspServer::on_port(port, vec!["--password".into(), PASSWORD.into()]).unwrap_or_else(|e| panic!("{e}"));
+    let _server =
+        RtspServer::on_port(port, vec!["--password".into(), PASSWORD.into()]).unwrap_or_else(|e| panic!("{e}"));
     let mut source = open_with(o);
     assert_stream(&frames(&mut source, 3), 640, 360, &SystemClock::new());
 }

@@ -45,6 +45,8 @@ pub struct Loaded {
     pub next_id: u64,
     /// Incidents still open.
     pub open: Vec<Incident>,
+    /// Closed incidents, oldest first (for reconciling the alert journal after a crash).
+    pub closed: Vec<Incident>,
     /// Drill mode as an operator last set it; `None` if never.
     pub drill: Option<bool>,
     /// Incident folders that could not be read; left in place for a human.
@@ -80,7 +82,8 @@ impl Store {
     /// Reads every incident folder: the next id and the incidents still open.
     pub fn load(&self) -> Result<Loaded, StoreError> {
         let dir = self.root.join("incidents");
-        let mut loaded = Loaded { next_id: 1, open: Vec::new(), drill: None, unreadable: Vec::new() };
+        let mut loaded =
+            Loaded { next_id: 1, open: Vec::new(), closed: Vec::new(), drill: None, unreadable: Vec::new() };
         for entry in fs::read_dir(&dir).map_err(io_err(&dir, "cannot list incidents"))? {
             let entry = entry.map_err(io_err(&dir, "cannot list incidents"))?;
             let Some(id) = entry.file_name().to_str().and_then(|n| n.parse::<u64>().ok()) else {
@@ -90,11 +93,12 @@ impl Store {
             let path = entry.path().join("incident.json");
             match read_incident(&path) {
                 Ok(incident) if !incident.stage.is_closed() => loaded.open.push(incident),
-                Ok(_) => {}
+                Ok(incident) => loaded.closed.push(incident),
                 Err(e) => loaded.unreadable.push(e),
             }
         }
         loaded.open.sort_by_key(|i| i.id);
+        loaded.closed.sort_by_key(|i| i.id);
         let drill = self.root.join("state/drill");
         loaded.drill = match fs::read_to_string(&drill) {
             Ok(s) => Some(s.trim() == "1"),

@@ -72,6 +72,9 @@ pub(crate) struct IncidentRecord {
     stage: String,
     active: Vec<String>,
     redetections: u32,
+    /// Absent in files written before it existed.
+    #[serde(default)]
+    transitions: u32,
     times: TimesRecord,
     /// Derived, for people reading the file: capture to raise, milliseconds.
     glass_to_incident_ms: f64,
@@ -94,6 +97,7 @@ impl From<&Incident> for IncidentRecord {
             stage: i.stage.as_str().to_string(),
             active: i.active.iter().map(|a| a.as_str().to_string()).collect(),
             redetections: i.redetections,
+            transitions: i.transitions,
             times: TimesRecord {
                 captured: t.captured.into(),
                 inferred: t.inferred.into(),
@@ -110,11 +114,7 @@ impl From<&Incident> for IncidentRecord {
 impl IncidentRecord {
     pub(crate) fn into_incident(self) -> Result<Incident, String> {
         let stage = Stage::parse(&self.stage).ok_or_else(|| format!("unknown stage {:?}", self.stage))?;
-        let active = self
-            .active
-            .iter()
-            .map(|a| a.parse::<SrpAction>())
-            .collect::<Result<Vec<_>, _>>()?;
+        let active = self.active.iter().map(|a| a.parse::<SrpAction>()).collect::<Result<Vec<_>, _>>()?;
         let t = &self.times;
         Ok(Incident {
             id: IncidentId(self.id),
@@ -136,6 +136,7 @@ impl IncidentRecord {
             },
             active,
             redetections: self.redetections,
+            transitions: self.transitions,
         })
     }
 }

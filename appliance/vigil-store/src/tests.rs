@@ -30,6 +30,7 @@ fn incident(id: u64, stage: Stage) -> Incident {
         },
         active: vec![SrpAction::Secure, SrpAction::Lockdown],
         redetections: 3,
+        transitions: 4,
     }
 }
 

@@ -158,6 +158,7 @@ pub(crate) mod tests {
             },
             active: vec![SrpAction::Secure, SrpAction::Lockdown],
             redetections: 0,
+            transitions: 3,
         }
     }
 

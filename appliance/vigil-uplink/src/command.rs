@@ -5,7 +5,7 @@
 //! {"request_id": "r-1", "operator": "sro@district", "args": {"incident": 7}}
 //! ```
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use vigil_core::CameraId;
 use vigil_core::incident::{Actor, Command, IncidentId};
@@ -122,6 +122,12 @@ impl CommandParseError {
     pub fn code(&self) -> &'static str {
         self.kind.code()
     }
+}
+
+/// The payload of a command, as `vigilctl` and the district's tools send it.
+pub fn command_json(request_id: &str, operator: &str, args: Value) -> Vec<u8> {
+    let payload = serde_json::json!({"request_id": request_id, "operator": operator, "args": args});
+    serde_json::to_vec(&payload).expect("a JSON value always serializes")
 }
 
 /// Parses the payload of command `name` (the last level of its topic).
@@ -259,25 +265,52 @@ impl Parser {
 /// message. Codes from the incident book (`unknown-incident`,
 /// `invalid-transition`) pass through unchanged.
 pub fn response_json(request_id: &str, result: Result<(), (&str, &str)>) -> Vec<u8> {
+    response_with_data(request_id, result, None)
+}
+
+/// Like [`response_json`], with a result document for the commands that return one (`snapshot`).
+pub fn response_with_data(request_id: &str, result: Result<(), (&str, &str)>, data: Option<Value>) -> Vec<u8> {
     let response = match result {
-        Ok(()) => Response { request_id, ok: true, error: None },
-        Err((code, message)) => Response { request_id, ok: false, error: Some(ErrorJson { code, message }) },
+        Ok(()) => CommandResponse { request_id: request_id.into(), ok: true, error: None, data },
+        Err((code, message)) => CommandResponse {
+            request_id: request_id.into(),
+            ok: false,
+            error: Some(ResponseError { code: code.into(), message: message.into() }),
+            data,
+        },
     };
     serde_json::to_vec(&response).expect("a response of strings always serializes")
 }
 
-#[derive(Serialize)]
-struct Response<'a> {
-    request_id: &'a str,
-    ok: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<ErrorJson<'a>>,
+/// A command response as it travels, for those who read them (`vigilctl`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CommandResponse {
+    /// The request it answers.
+    pub request_id: String,
+    /// Whether the command was carried out.
+    pub ok: bool,
+    /// Why not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ResponseError>,
+    /// The command's result, when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<Value>,
 }
 
-#[derive(Serialize)]
-struct ErrorJson<'a> {
-    code: &'a str,
-    message: &'a str,
+/// A refusal's stable code and words.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ResponseError {
+    /// Stable, machine-readable.
+    pub code: String,
+    /// For people.
+    pub message: String,
+}
+
+impl CommandResponse {
+    /// Parses a response payload.
+    pub fn parse(payload: &[u8]) -> Result<CommandResponse, String> {
+        serde_json::from_slice(payload).map_err(|e| format!("not a Vigil command response: {e}"))
+    }
 }
 
 #[cfg(test)]
@@ -288,8 +321,7 @@ mod tests {
     use vigil_core::incident::CommandError;
 
     fn parse(name: &str, args: Value) -> Result<UplinkRequest, CommandParseError> {
-        let payload = json!({"request_id": "r-1", "operator": "sro@district", "args": args});
-        parse_command(name, &serde_json::to_vec(&payload).unwrap())
+        parse_command(name, &command_json("r-1", "sro@district", args))
     }
 
     fn command(name: &str, args: Value) -> UplinkCommand {

@@ -9,6 +9,8 @@
 //!                  /alerts                  alert JSON
 //!                  /alerts/cap              the same alert as CAP 1.2 XML
 //!                  /alerts/<incident>/snapshot   retained JPEG
+//!                  /snapshots/<camera>      a camera's current frame, on request
+//!                  /responses/<requester>   command responses (the MQTT 5 response topic)
 //!                  /ack                     the district acknowledges alert ids
 //! ```
 //!
@@ -21,9 +23,18 @@
 pub mod alert;
 pub mod cap;
 pub mod command;
+pub mod config;
+pub mod status;
+pub mod telemetry;
 pub mod topics;
 
 pub use alert::{AlertContext, alert_id, alert_json, parse_ack};
 pub use cap::alert_cap;
-pub use command::{CommandParseError, ErrorKind, UplinkCommand, UplinkRequest, parse_command, response_json};
+pub use command::{
+    CommandParseError, CommandResponse, ErrorKind, ResponseError, UplinkCommand, UplinkRequest, command_json,
+    parse_command, response_json, response_with_data,
+};
+pub use config::{Desired, Reported, Verdict};
+pub use status::StatusDoc;
+pub use telemetry::Telemetry;
 pub use topics::{DeviceIdError, Topics};

@@ -100,6 +100,17 @@ impl Topics {
         format!("{}/alerts/{incident}/snapshot", self.prefix)
     }
 
+    /// Where the `snapshot` command publishes a camera's current frame (JPEG, not retained).
+    pub fn camera_snapshot(&self, camera: &str) -> String {
+        format!("{}/snapshots/{camera}", self.prefix)
+    }
+
+    /// The response topic a requester names in its commands (`requester` is
+    /// its MQTT client id): under the device's prefix, so the ACL stays simple.
+    pub fn response(&self, requester: &str) -> String {
+        format!("{}/responses/{requester}", self.prefix)
+    }
+
     /// Where the district acknowledges alert ids.
     pub fn ack(&self) -> String {
         format!("{}/ack", self.prefix)

@@ -14,8 +14,8 @@ use vigil_sources::{
     DemoOptions, DemoScene, FrameSource, Opener, Scenario, SourceError, SourceErrorKind, Y4mOptions, Y4mSource,
 };
 
-use crate::backoff::Backoff;
 use crate::scheduler::LatestFrames;
+use vigil_core::backoff::Backoff;
 
 /// What a camera is doing, for status and logs. The names are the ones the
 /// district sees: `streaming`, `stalled`, `unauthorized`, `unreachable`, `bad-stream`.
@@ -188,7 +188,8 @@ impl CameraWorker {
             fps: 0.0,
             opens: 0,
         }));
-        let worker = Worker { id: id.clone(), fps, play_once, opener, frames, stop: stop.clone(), health: health.clone() };
+        let worker =
+            Worker { id: id.clone(), fps, play_once, opener, frames, stop: stop.clone(), health: health.clone() };
         let thread = std::thread::Builder::new()
             .name(format!("camera-{id}"))
             .spawn(move || worker.run())

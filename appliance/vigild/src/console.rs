@@ -42,7 +42,8 @@ pub fn format_notice(notice: &Notice) -> String {
                 camera = i.camera,
                 name = camera_name,
                 location = i.location,
-                snapshot = snapshot.as_ref().map_or_else(|| "(not written, see the log)".into(), |p| p.display().to_string()),
+                snapshot =
+                    snapshot.as_ref().map_or_else(|| "(not written, see the log)".into(), |p| p.display().to_string()),
                 captured = t.captured.rfc3339(),
                 inferred = ms(t.inferred.since(t.captured)),
                 confirmed = ms(t.confirmed.since(t.captured)),

@@ -2,13 +2,16 @@
 //! real pipeline in-process. See ARCHITECTURE.md for the bird's-eye view.
 
 pub mod actions;
-pub mod backoff;
 pub mod cameras;
 pub mod console;
+pub mod district;
+mod files;
+pub mod journal;
 pub mod pipeline;
 pub mod scheduler;
 pub mod stats;
 pub mod supervisor;
 
+pub use files::check_files;
 pub use pipeline::{Parts, Running, Status, start};
 pub use supervisor::{CommandRequest, Notice};

@@ -1,17 +1,25 @@
 //! `vigild`: the supervisor daemon.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::Parser;
-use vigil_config::{Config, SourceConfig};
-use vigil_core::SystemClock;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use vigil_broker::EmbeddedBroker;
+use vigil_config::{Broker, Config};
+use vigil_core::{Clock, SystemClock};
 use vigil_detector::Detector;
+use vigil_link::{Endpoint, Identity, Link, LinkEvent, LinkSettings};
+use vigil_outbox::Outbox;
+use vigil_uplink::Topics;
 use vigild::actions::LogActions;
-use vigild::{Parts, console};
+use vigild::district::{District, DistrictParts, MainRequest, SetLogLevel, read_district_config};
+use vigild::journal::Journal;
+use vigild::{Parts, check_files, console};
 
 /// Vigil's supervisor: watches the school's cameras for weapons and raises incidents.
 #[derive(Parser)]
@@ -32,34 +40,44 @@ struct Args {
     seconds: Option<u64>,
 }
 
+/// The log filter unless `VIGIL_LOG` says otherwise.
+const DEFAULT_LOG: &str = "info,rumqttd=off";
+
 fn main() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("VIGIL_LOG").unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
+    // The embedded broker (rumqttd) logs every connection at info and a normal disconnect as an error;
+    // its real failures surface as uplink errors, so it is quiet unless VIGIL_LOG asks for it.
+    let filter = tracing_subscriber::EnvFilter::try_from_env("VIGIL_LOG").unwrap_or_else(|_| DEFAULT_LOG.into());
+    let (filter, log_filter) = tracing_subscriber::reload::Layer::new(filter);
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
         .init();
-    if let Err(e) = run(Args::parse()) {
+    let set_log_level: SetLogLevel = Box::new(move |level: &str| {
+        let filter = tracing_subscriber::EnvFilter::try_new(level).map_err(|e| format!("{level:?}: {e}"))?;
+        log_filter.reload(filter).map_err(|e| e.to_string())
+    });
+    if let Err(e) = run(Args::parse(), set_log_level) {
         eprintln!("vigild: {e:#}");
         std::process::exit(1);
     }
 }
 
-fn run(args: Args) -> anyhow::Result<()> {
+fn run(args: Args, set_log_level: SetLogLevel) -> anyhow::Result<()> {
     if let Some(path) = args.check_config {
         let config = Config::load(&path)?;
         check_files(&config)?;
         println!(
-            "{}: valid ({} camera(s), model {}, device {})",
+            "{}: valid ({} camera(s), model {}, device {}, uplink {})",
             path.display(),
             config.cameras.len(),
             config.detector.model.display(),
-            config.detector.device
+            config.detector.device,
+            describe_broker(&config.uplink.broker)
         );
         return Ok(());
     }
 
-    let config = Config::load(&args.config)?;
+    let (config, running_version) = load_config(&args.config)?;
     check_files(&config)?;
     let detector = Detector::load_for_cameras(&config.detector, config.cameras.len())?;
     let info = detector.info();
@@ -76,15 +94,37 @@ fn run(args: Args) -> anyhow::Result<()> {
     let reload = Arc::new(AtomicBool::new(false));
     signal_hook::flag::register(signal_hook::consts::SIGHUP, reload.clone()).context("installing signal handlers")?;
 
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock::new());
+    let uplink = Uplink::start(&config, &clock)?;
+
     let mut notices = Vec::new();
     let printer = args.console.then(|| {
         let (tx, rx) = crossbeam_channel::unbounded();
         notices.push(tx);
         std::thread::spawn(move || console::print_notices(rx, std::io::stdout()))
     });
-    let parts = Parts { clock: Arc::new(SystemClock::new()), opener: None, actions: Box::new(LogActions), notices };
+    let parts = Parts {
+        clock: clock.clone(),
+        opener: None,
+        actions: Box::new(LogActions),
+        journal: uplink.as_ref().map(|u| u.journal()),
+        notices,
+    };
     let mut running = vigild::start(&config, detector, parts)?;
-    tracing::info!(device = %config.device.id, cameras = config.cameras.len(), "vigild running");
+    tracing::info!(device = %config.device.id, cameras = config.cameras.len(), running_version, "vigild running");
+    let (main_tx, main_rx) = crossbeam_channel::unbounded();
+    let district = match &uplink {
+        Some(u) => Some(u.district(
+            &config,
+            &args.config,
+            running_version,
+            main_tx,
+            running.commands(),
+            clock.clone(),
+            set_log_level,
+        )?),
+        None => None,
+    };
     if args.console {
         println!("{}", console::CONSOLE_HELP);
         let commands = running.commands();
@@ -93,13 +133,31 @@ fn run(args: Args) -> anyhow::Result<()> {
 
     let deadline = args.seconds.map(|s| Instant::now() + Duration::from_secs(s));
     while !stop.load(Ordering::Relaxed) && deadline.is_none_or(|d| Instant::now() < d) {
-        std::thread::sleep(Duration::from_millis(100));
+        if let Ok(request) = main_rx.recv_timeout(Duration::from_millis(100)) {
+            serve(request, &mut running);
+        }
         if reload.swap(false, Ordering::Relaxed) {
             reload_config(&args.config, &mut running);
         }
     }
     tracing::info!("shutting down");
+    if let Some(d) = district {
+        // Requests the district thread is waiting on are answered before it stops.
+        let (stopped_tx, stopped_rx) = crossbeam_channel::bounded(1);
+        std::thread::spawn(move || {
+            d.stop();
+            let _ = stopped_tx.send(());
+        });
+        while stopped_rx.try_recv().is_err() {
+            if let Ok(request) = main_rx.recv_timeout(Duration::from_millis(20)) {
+                serve(request, &mut running);
+            }
+        }
+    }
     let status = running.shutdown();
+    if let Some(u) = uplink {
+        u.shutdown();
+    }
     if let Some(printer) = printer {
         let _ = printer.join();
     }
@@ -107,6 +165,162 @@ fn run(args: Args) -> anyhow::Result<()> {
         println!("{}", console::format_summary(&status));
     }
     Ok(())
+}
+
+/// The local config file, or the district's config applied last (kept in
+/// the data folder) when there is one that still validates.
+fn load_config(path: &Path) -> anyhow::Result<(Config, u64)> {
+    let local = Config::load(path)?;
+    let Some((version, text)) = read_district_config(&local.device.data_dir) else {
+        return Ok((local, 0));
+    };
+    let base = path.parent().unwrap_or(Path::new("."));
+    let label = PathBuf::from(format!("district config v{version}"));
+    match Config::parse(&text, &label, base) {
+        Ok(c) if c.device.id == local.device.id && c.device.data_dir == local.device.data_dir => {
+            tracing::warn!(version, file = %path.display(), "running the district's config v{version}, not the local file");
+            Ok((c, version))
+        }
+        Ok(_) => {
+            tracing::error!(
+                version,
+                "the saved district config names another device or data folder; running the local file"
+            );
+            Ok((local, 0))
+        }
+        Err(e) => {
+            tracing::error!(version, error = %e, "the saved district config no longer validates; running the local file");
+            Ok((local, 0))
+        }
+    }
+}
+
+/// Carries out a request of the district thread on the pipeline.
+fn serve(request: MainRequest, running: &mut vigild::Running) {
+    match request {
+        MainRequest::Reconfigure(config, reply) => {
+            let r = running.reconfigure(*config);
+            if let Ok(r) = &r {
+                tracing::info!(added = ?r.added, removed = ?r.removed, restarted = ?r.restarted, updated = ?r.updated, "config applied from the district");
+            }
+            let _ = reply.send(r);
+        }
+        MainRequest::Status(reply) => {
+            let _ = reply.send(running.status());
+        }
+        MainRequest::Snapshot(camera, reply) => {
+            let _ = reply.send(running.snapshot(&camera));
+        }
+    }
+}
+
+fn describe_broker(b: &Broker) -> String {
+    match b {
+        Broker::None => "none".into(),
+        Broker::Embedded { listen } => format!("embedded broker on {listen}"),
+        Broker::Remote(r) => Endpoint::remote(r).url(),
+    }
+}
+
+/// The district link: the embedded broker (if configured), the outbox and the MQTT link.
+struct Uplink {
+    broker: Option<EmbeddedBroker>,
+    outbox: Arc<Outbox>,
+    link: Link,
+    events: crossbeam_channel::Receiver<LinkEvent>,
+    topics: Topics,
+    refused: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Uplink {
+    fn start(config: &Config, clock: &Arc<dyn Clock>) -> anyhow::Result<Option<Uplink>> {
+        let u = &config.uplink;
+        let (endpoint, broker) = match &u.broker {
+            Broker::None => {
+                tracing::warn!(
+                    "uplink.broker = \"none\": incidents stay in the local store; nothing reaches the district"
+                );
+                return Ok(None);
+            }
+            Broker::Embedded { listen } => {
+                let broker = EmbeddedBroker::start(*listen).context("starting the embedded MQTT broker")?;
+                tracing::info!(listen = %broker.addr(), "embedded MQTT broker running (loopback only)");
+                (Endpoint::plain(broker.addr()), Some(broker))
+            }
+            Broker::Remote(r) => (Endpoint::remote(r), None),
+        };
+        let data = &config.device.data_dir;
+        std::fs::create_dir_all(data).with_context(|| format!("creating the data folder {}", data.display()))?;
+        let outbox = Arc::new(Outbox::open_with_limit(&data.join("outbox.redb"), u.outbox_max)?);
+        let topics = Topics::new(&config.device.id)?;
+        let (events_tx, events) = crossbeam_channel::unbounded();
+        let settings = LinkSettings {
+            endpoint,
+            client_id: u.client_id.clone(),
+            keep_alive: u.keep_alive,
+            session_expiry: u.session_expiry,
+            ack: u.ack,
+            resend_after: u.resend_after,
+            topics: topics.clone(),
+            session_file: data.join("uplink-session"),
+            identity: Identity {
+                boot_id: boot_id(),
+                version: env!("CARGO_PKG_VERSION").into(),
+                started: clock.now().rfc3339(),
+                started_at: Instant::now(),
+            },
+        };
+        tracing::info!(broker = %settings.endpoint.url(), pending = outbox.depth().unwrap_or(0), "uplink starting");
+        let link = Link::start(settings, outbox.clone(), events_tx)?;
+        Ok(Some(Uplink { broker, outbox, link, events, topics, refused: Arc::default() }))
+    }
+
+    fn journal(&self) -> Journal {
+        Journal::new(self.outbox.clone(), self.topics.clone(), Some(self.link.handle()))
+            .with_refused(self.refused.clone())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn district(
+        &self,
+        config: &Config,
+        config_path: &Path,
+        running_version: u64,
+        main: crossbeam_channel::Sender<MainRequest>,
+        commands: crossbeam_channel::Sender<vigild::CommandRequest>,
+        clock: Arc<dyn Clock>,
+        set_log_level: SetLogLevel,
+    ) -> anyhow::Result<District> {
+        let parts = DistrictParts {
+            topics: self.topics.clone(),
+            telemetry_interval: config.uplink.telemetry_interval,
+            config_base: config_path.parent().map(Path::to_path_buf).unwrap_or_default(),
+            data_dir: config.device.data_dir.clone(),
+            running_version,
+            link: self.link.handle(),
+            events: self.events.clone(),
+            main,
+            commands,
+            outbox: self.outbox.clone(),
+            refused: self.refused.clone(),
+            clock,
+            set_log_level,
+        };
+        District::start(parts).context("starting the district thread")
+    }
+
+    fn shutdown(self) {
+        self.link.shutdown(Duration::from_secs(3));
+        drop(self.broker);
+    }
+}
+
+/// A fresh id for this run of vigild.
+fn boot_id() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/random/uuid").map(|s| s.trim().to_string()).unwrap_or_else(|_| {
+        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        format!("{:x}-{:x}", t.as_nanos(), std::process::id())
+    })
 }
 
 /// SIGHUP: re-reads the config file and applies what changed. A config
@@ -117,7 +331,9 @@ fn reload_config(path: &std::path::Path, running: &mut vigild::Running) {
         .and_then(|config| check_files(&config).map_err(|e| format!("{e:#}")).map(|()| config))
         .and_then(|config| running.reconfigure(config));
     match applied {
-        Ok(r) => tracing::info!(added = ?r.added, removed = ?r.removed, restarted = ?r.restarted, updated = ?r.updated, "config reloaded"),
+        Ok(r) => {
+            tracing::info!(added = ?r.added, removed = ?r.removed, restarted = ?r.restarted, updated = ?r.updated, "config reloaded")
+        }
         Err(e) => tracing::error!(error = %e, "config reload refused; the running config is kept"),
     }
 }
@@ -147,27 +363,4 @@ fn console_commands(commands: crossbeam_channel::Sender<vigild::CommandRequest>)
             Err(_) => return,
         }
     }
-}
-
-/// Files the config names must exist: refusing now beats a camera that
-/// retries a missing file forever.
-fn check_files(config: &Config) -> anyhow::Result<()> {
-    let mut missing = Vec::new();
-    let model = &config.detector.model;
-    if !model.is_file() {
-        missing.push(format!("detector.model {}", model.display()));
-    } else if model.extension().is_some_and(|e| e == "xml") && !model.with_extension("bin").is_file() {
-        missing.push(format!("the weights {} beside detector.model", model.with_extension("bin").display()));
-    }
-    for c in &config.cameras {
-        if let SourceConfig::File { path, .. } = &c.source
-            && !path.is_file()
-        {
-            missing.push(format!("camera {} source {}", c.id, path.display()));
-        }
-    }
-    if !missing.is_empty() {
-        bail!("files named in the config do not exist: {}", missing.join("; "));
-    }
-    Ok(())
 }

@@ -24,8 +24,9 @@ use vigil_store::Store;
 
 use crate::actions::ActionSink;
 use crate::cameras::{CameraHealth, CameraWorker, ConfigOpener};
+use crate::journal::Journal;
 use crate::scheduler::{LatestFrames, SlotStats};
-use crate::supervisor::{CommandRequest, Notice, Supervisor, SupervisorStats};
+use crate::supervisor::{CommandRequest, LatestInferences, Notice, Supervisor, SupervisorStats};
 
 /// Results waiting for the supervisor; small, because results are never dropped
 /// and a backlog here only ages frames.
@@ -39,6 +40,8 @@ pub struct Parts {
     pub opener: Option<Arc<dyn Opener>>,
     /// Carries out actions.
     pub actions: Box<dyn ActionSink>,
+    /// Queues alerts for the district; `None` without an uplink.
+    pub journal: Option<Journal>,
     /// Observers of incidents.
     pub notices: Vec<Sender<Notice>>,
 }
@@ -94,6 +97,7 @@ struct Inner {
     supervisor: Option<JoinHandle<()>>,
     supervisor_stats: Arc<Mutex<SupervisorStats>>,
     commands: Sender<CommandRequest>,
+    latest: LatestInferences,
     model: ModelInfo,
     started: Instant,
 }
@@ -105,8 +109,17 @@ pub fn start(config: &Config, detector: Detector, parts: Parts) -> anyhow::Resul
     for e in &loaded.unreadable {
         tracing::error!(error = %e, "an incident on disk cannot be read; it is left in place for inspection");
     }
-    let supervisor = Supervisor::new(config, store, loaded, parts.actions, parts.notices, parts.clock.clone());
+    if let Some(journal) = &parts.journal {
+        let names: std::collections::HashMap<&CameraId, &str> =
+            config.cameras.iter().map(|c| (&c.id, c.name.as_str())).collect();
+        journal.reconcile(&store, &loaded, |i| {
+            names.get(&i.camera).map_or_else(|| i.camera.to_string(), |n| n.to_string())
+        });
+    }
+    let supervisor =
+        Supervisor::new(config, store, loaded, parts.actions, parts.journal, parts.notices, parts.clock.clone());
     let supervisor_stats = supervisor.stats();
+    let latest = supervisor.latest();
 
     let frames = Arc::new(LatestFrames::new());
     let model = detector.info().clone();
@@ -142,6 +155,7 @@ pub fn start(config: &Config, detector: Detector, parts: Parts) -> anyhow::Resul
             supervisor: Some(supervisor),
             supervisor_stats,
             commands,
+            latest,
             model,
             started: Instant::now(),
         }),
@@ -180,6 +194,9 @@ impl Running {
         }
         if config.detector != old.detector {
             return Err("[detector] changes take effect only when vigild restarts".into());
+        }
+        if config.uplink != old.uplink {
+            return Err("[uplink] changes take effect only when vigild restarts".into());
         }
         let mut report = Reconfigured::default();
         for c in &old.cameras {
@@ -232,6 +249,39 @@ impl Running {
     /// A snapshot of the pipeline's state.
     pub fn status(&self) -> Status {
         self.inner().status()
+    }
+
+    /// The config running now.
+    pub fn config(&self) -> &Config {
+        &self.inner().config
+    }
+
+    /// A JPEG of `camera`'s latest inferred frame with its detections drawn,
+    /// or why there is none.
+    pub fn snapshot(&self, camera: &CameraId) -> Result<Vec<u8>, String> {
+        let inner = self.inner();
+        let Some(c) = inner.config.camera(camera) else {
+            let known: Vec<&str> = inner.config.cameras.iter().map(|c| c.id.as_str()).collect();
+            return Err(format!("no camera {camera:?}: this device has {}", known.join(", ")));
+        };
+        let inference = inner.latest.lock().unwrap_or_else(|e| e.into_inner()).get(camera).cloned();
+        let Some(inference) = inference else {
+            return Err(format!("camera {camera} has not delivered a frame yet (see its state in the status)"));
+        };
+        let annotations: Vec<vigil_evidence::Annotation> = inference
+            .result
+            .detections
+            .iter()
+            .map(|d| vigil_evidence::Annotation {
+                bbox: d.bbox,
+                label: d.label.to_string(),
+                score: d.score,
+                threat: c.confirm.threat_labels.contains(&d.label),
+            })
+            .collect();
+        let caption = format!("SNAPSHOT  {}  {}  {}", c.id, c.name, inference.frame.captured.rfc3339());
+        vigil_evidence::render_snapshot(&inference.frame, &annotations, &caption, inner.config.evidence.jpeg_quality)
+            .map_err(|e| format!("cannot encode the snapshot of camera {camera}: {e}"))
     }
 
     /// Stops everything in order and returns the final status.

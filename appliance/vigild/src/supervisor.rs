@@ -7,20 +7,23 @@
 //! Architecture Invariant: every incident output is persisted before it is
 //! announced, and no notice is ever dropped (notices use blocking sends).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use crossbeam_channel::{Receiver, Sender, select};
 use vigil_config::Config;
 use vigil_core::confirm::Confirmer;
-use vigil_core::incident::{ActionRequest, Actor, Command, CommandError, Incident, IncidentId, Incidents, Output, Transition};
+use vigil_core::incident::{
+    ActionRequest, Actor, Command, CommandError, Incident, IncidentId, Incidents, Output, Transition,
+};
 use vigil_core::{CameraId, Clock, Location, Moment};
 use vigil_detector::Inference;
 use vigil_evidence::Annotation;
 use vigil_store::{AuditEntry, Loaded, Store};
 
 use crate::actions::{ActionSink, describe};
+use crate::journal::Journal;
 use crate::stats::Histogram;
 
 /// Something observers (the console, later the district uplink) are told.
@@ -83,6 +86,10 @@ pub struct SupervisorStats {
     pub incidents: u64,
     /// Writes to the incident store that failed.
     pub store_errors: u64,
+    /// Incidents open now.
+    pub open: u64,
+    /// Drill mode.
+    pub drill: bool,
 }
 
 struct CameraEntry {
@@ -91,12 +98,20 @@ struct CameraEntry {
     confirmer: Confirmer,
 }
 
+/// The latest inferred frame of each camera, with its detections (for the `snapshot` command).
+pub type LatestInferences = Arc<Mutex<HashMap<CameraId, Inference>>>;
+
 /// The loop's state.
 pub struct Supervisor {
     cameras: BTreeMap<CameraId, CameraEntry>,
     incidents: Incidents,
     store: Store,
     actions: Box<dyn ActionSink>,
+    journal: Option<Journal>,
+    /// A raise waits here for the transition the core emits right after it,
+    /// so it is announced only once persisted and journaled.
+    pending_raise: Option<Notice>,
+    latest: LatestInferences,
     notices: Vec<Sender<Notice>>,
     clock: Arc<dyn Clock>,
     jpeg_quality: u8,
@@ -110,6 +125,7 @@ impl Supervisor {
         store: Store,
         loaded: Loaded,
         actions: Box<dyn ActionSink>,
+        journal: Option<Journal>,
         notices: Vec<Sender<Notice>>,
         clock: Arc<dyn Clock>,
     ) -> Supervisor {
@@ -119,17 +135,26 @@ impl Supervisor {
         }
         // An operator's last drill start or stop outlives the config's initial setting.
         let drill = loaded.drill.unwrap_or(config.device.drill);
+        let open_count = loaded.open.len() as u64;
         let incidents = Incidents::new(loaded.next_id, loaded.open, config.playbook.clone(), drill);
         Supervisor {
             cameras,
             incidents,
             store,
             actions,
+            journal,
+            pending_raise: None,
+            latest: Arc::default(),
             notices,
             clock,
             jpeg_quality: config.evidence.jpeg_quality,
-            stats: Arc::default(),
+            stats: Arc::new(Mutex::new(SupervisorStats { open: open_count, drill, ..SupervisorStats::default() })),
         }
+    }
+
+    /// The latest inferred frame per camera, shared with the pipeline's owner.
+    pub fn latest(&self) -> LatestInferences {
+        self.latest.clone()
     }
 
     /// Shared counters, readable while the loop runs.
@@ -210,6 +235,7 @@ impl Supervisor {
             let outputs = self.incidents.on_alarm(alarm, location, self.clock.now());
             self.apply(outputs, Some(&inference));
         }
+        self.latest.lock().unwrap_or_else(|e| e.into_inner()).insert(inference.result.camera.clone(), inference);
     }
 
     fn on_command(&mut self, request: CommandRequest) {
@@ -229,7 +255,7 @@ impl Supervisor {
         for output in outputs {
             match output {
                 Output::Raised(incident) => {
-                    self.persist(|s| s.save_incident(&incident));
+                    // Saved with the Detected transition that follows at once.
                     let snapshot = inference.and_then(|inf| self.evidence(&incident, inf));
                     let latency = incident.times.raised.since(incident.times.captured);
                     {
@@ -244,8 +270,8 @@ impl Supervisor {
                         glass_to_incident_ms = latency.as_secs_f64() * 1000.0,
                         "incident raised"
                     );
-                    let camera_name = self.cameras.get(&incident.camera).map_or_else(|| incident.camera.to_string(), |c| c.name.clone());
-                    self.notify(Notice::Raised { incident, camera_name, snapshot });
+                    let camera_name = self.camera_name(&incident);
+                    self.pending_raise = Some(Notice::Raised { incident, camera_name, snapshot });
                 }
                 Output::Transition(transition, incident) => {
                     let entry = AuditEntry {
@@ -258,7 +284,18 @@ impl Supervisor {
                     };
                     self.persist(|s| s.save_incident(&incident));
                     self.persist(|s| s.append_audit(incident.id, &entry));
+                    let raise = self.pending_raise.take();
+                    if let Some(journal) = &self.journal {
+                        let snapshot = match &raise {
+                            Some(Notice::Raised { snapshot, .. }) => snapshot.as_deref(),
+                            _ => None,
+                        };
+                        journal.record(&transition, &incident, &self.camera_name(&incident), snapshot);
+                    }
                     tracing::info!(incident = %incident.id, from = ?transition.from.map(|s| s.as_str()), to = %transition.to, actor = %transition.actor, reason = %transition.reason, "incident transition");
+                    if let Some(raise) = raise {
+                        self.notify(raise);
+                    }
                     self.notify(Notice::Transition { transition, incident });
                 }
                 Output::Dispatch(request) => self.dispatch(request, "dispatched"),
@@ -269,7 +306,10 @@ impl Supervisor {
                         event: "redetected".into(),
                         from: None,
                         to: None,
-                        reason: format!("{} {:.2} confirmed again on camera {} (track {})", alarm.label, alarm.score, alarm.camera, alarm.track),
+                        reason: format!(
+                            "{} {:.2} confirmed again on camera {} (track {})",
+                            alarm.label, alarm.score, alarm.camera, alarm.track
+                        ),
                     };
                     self.persist(|s| s.append_audit(id, &entry));
                     if let Some(incident) = self.incidents.get(id).cloned() {
@@ -293,6 +333,13 @@ impl Supervisor {
                 }
             }
         }
+        // The core always follows a raise with its transition; should that ever change, the raise is still told.
+        if let Some(raise) = self.pending_raise.take() {
+            self.notify(raise);
+        }
+        let mut stats = self.stats.lock().unwrap_or_else(|e| e.into_inner());
+        stats.open = self.incidents.open().count() as u64;
+        stats.drill = self.incidents.drill();
     }
 
     /// Records, carries out and announces one action request.
@@ -312,11 +359,8 @@ impl Supervisor {
 
     /// Renders and stores the snapshot of the confirming frame.
     fn evidence(&mut self, incident: &Incident, inference: &Inference) -> Option<PathBuf> {
-        let threats = self
-            .cameras
-            .get(&incident.camera)
-            .map(|c| c.confirmer.policy().threat_labels.clone())
-            .unwrap_or_default();
+        let threats =
+            self.cameras.get(&incident.camera).map(|c| c.confirmer.policy().threat_labels.clone()).unwrap_or_default();
         let annotations: Vec<Annotation> = inference
             .result
             .detections
@@ -342,6 +386,10 @@ impl Supervisor {
                 None
             }
         }
+    }
+
+    fn camera_name(&self, incident: &Incident) -> String {
+        self.cameras.get(&incident.camera).map_or_else(|| incident.camera.to_string(), |c| c.name.clone())
     }
 
     fn persist(&mut self, write: impl FnOnce(&Store) -> Result<(), vigil_store::StoreError>) {

@@ -21,7 +21,9 @@ fn letterbox(c: &mut Criterion) {
     for (w, h) in [(640, 360), (1280, 720)] {
         let f = frame(w, h);
         let lb = Letterbox::new(w, h, 640, 640);
-        c.bench_function(&format!("letterbox {w}x{h} -> 640x640"), |b| b.iter(|| lb.fill_nchw(black_box(&f), &mut out)));
+        c.bench_function(&format!("letterbox {w}x{h} -> 640x640"), |b| {
+            b.iter(|| lb.fill_nchw(black_box(&f), &mut out))
+        });
     }
 }
 

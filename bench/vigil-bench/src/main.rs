@@ -61,7 +61,8 @@ fn parse_args() -> anyhow::Result<Args> {
             "--hint" => a.hint = value()?,
             "--ingest" => a.ingest = Some(value()?.into()),
             "--cameras" => {
-                a.cameras = value()?.split(',').map(|n| n.trim().parse()).collect::<Result<_, _>>().context("--cameras")?
+                a.cameras =
+                    value()?.split(',').map(|n| n.trim().parse()).collect::<Result<_, _>>().context("--cameras")?
             }
             "--json" => a.json = true,
             other => bail!("unknown argument {other:?}"),
@@ -74,7 +75,9 @@ fn parse_args() -> anyhow::Result<Args> {
         }
     }
     if a.model.as_os_str().is_empty() || a.labels.as_os_str().is_empty() {
-        bail!("usage: vigil-bench --model M.xml --labels L --benchmark-app PATH [--seconds N] [--cameras 1,4,16] [--fps N] [--device CPU] [--requests N] [--hint throughput|latency] [--ingest PATH] [--json]");
+        bail!(
+            "usage: vigil-bench --model M.xml --labels L --benchmark-app PATH [--seconds N] [--cameras 1,4,16] [--fps N] [--device CPU] [--requests N] [--hint throughput|latency] [--ingest PATH] [--json]"
+        );
     }
     Ok(a)
 }
@@ -97,7 +100,8 @@ fn benchmark_app(args: &Args) -> anyhow::Result<Reference> {
         bail!("benchmark_app failed: {}\n{text}", String::from_utf8_lossy(&out.stderr));
     }
     let number_after = |key: &str| -> anyhow::Result<f64> {
-        let line = text.lines().find(|l| l.contains(key)).with_context(|| format!("no {key:?} in benchmark_app's output"))?;
+        let line =
+            text.lines().find(|l| l.contains(key)).with_context(|| format!("no {key:?} in benchmark_app's output"))?;
         let value = line.split(':').nth(1).and_then(|v| v.split_whitespace().next()).context("unparsable line")?;
         value.parse().with_context(|| format!("benchmark_app's {key} {value:?}"))
     };
@@ -123,7 +127,11 @@ fn config_text(args: &Args, cameras: usize, data: &Path) -> String {
         args.model, args.labels, args.device, args.requests, args.hint
     );
     for i in 0..cameras {
-        let _ = write!(t, "\n[[camera]]\nid = \"cam-{i:02}\"\nfps = {}\nsource = {{ kind = \"demo\", scenario = \"quiet\" }}\n", args.fps);
+        let _ = write!(
+            t,
+            "\n[[camera]]\nid = \"cam-{i:02}\"\nfps = {}\nsource = {{ kind = \"demo\", scenario = \"quiet\" }}\n",
+            args.fps
+        );
     }
     t
 }
@@ -135,7 +143,13 @@ fn run_pipeline(args: &Args, cameras: usize) -> anyhow::Result<Row> {
     let config = Config::load(&path)?;
     let detector = Detector::load_for_cameras(&config.detector, config.cameras.len())?;
     let requests = detector.info().requests;
-    let parts = Parts { clock: Arc::new(SystemClock::new()), opener: None, actions: Box::new(LogActions), notices: Vec::new() };
+    let parts = Parts {
+        clock: Arc::new(SystemClock::new()),
+        opener: None,
+        actions: Box::new(LogActions),
+        journal: None,
+        notices: Vec::new(),
+    };
     let running = vigild::start(&config, detector, parts)?;
     std::thread::sleep(Duration::from_secs(args.warmup));
     let before = running.status();
@@ -166,7 +180,9 @@ fn run_pipeline(args: &Args, cameras: usize) -> anyhow::Result<Row> {
 fn peak_rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok()))
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
         .map_or(f64::NAN, |kib| kib / 1024.0)
 }
 
@@ -176,7 +192,10 @@ fn main() -> anyhow::Result<()> {
     let first = benchmark_app(&args)?;
     let mut rows = Vec::new();
     for &n in &args.cameras {
-        eprintln!("vigil-bench: pipeline with {n} camera(s) at {} fps ({} s + {} s warm-up)", args.fps, args.seconds, args.warmup);
+        eprintln!(
+            "vigil-bench: pipeline with {n} camera(s) at {} fps ({} s + {} s warm-up)",
+            args.fps, args.seconds, args.warmup
+        );
         rows.push(run_pipeline(&args, n)?);
     }
     let ingest = match &args.ingest {
@@ -240,7 +259,14 @@ fn main() -> anyhow::Result<()> {
         }
         println!(
             "model {} on {} ({} hint), cameras at {} fps; benchmark_app {:.2} / {:.2} FPS (mean {:.2}), median latency {:.1} ms",
-            args.model.display(), args.device, args.hint, args.fps, first.fps, second.fps, reference.fps, reference.median_latency_ms
+            args.model.display(),
+            args.device,
+            args.hint,
+            args.fps,
+            first.fps,
+            second.fps,
+            reference.fps,
+            reference.median_latency_ms
         );
         println!("cameras  demand  pipeline_fps  ratio  p50_ms  p99_ms  target_ms  dropped  util  requests  rss_mib");
         for r in &rows {

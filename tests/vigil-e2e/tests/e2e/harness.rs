@@ -211,7 +211,13 @@ impl Vigil {
     pub fn launch(config: &Config, clock: Arc<SystemClock>, opener: Option<Arc<dyn Opener>>) -> Vigil {
         let (tx, notices) = crossbeam_channel::unbounded();
         let actions = Arc::new(Mutex::new(Vec::new()));
-        let parts = vigild::Parts { clock, opener, actions: Box::new(Recorder(actions.clone())), notices: vec![tx] };
+        let parts = vigild::Parts {
+            clock,
+            opener,
+            actions: Box::new(Recorder(actions.clone())),
+            journal: None,
+            notices: vec![tx],
+        };
         let running =
             vigild::start(config, detector(config), parts).unwrap_or_else(|e| panic!("vigild::start failed: {e:#}"));
         Vigil { running: Some(running), notices, seen: Vec::new(), actions }

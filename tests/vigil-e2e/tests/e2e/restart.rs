@@ -55,7 +55,9 @@ fn open_incidents_survive_a_restart_and_ids_keep_counting() {
     );
     let reasserted = site.store().audit(first.id).expect("the audit trail reads back");
     assert!(
-        reasserted.iter().any(|e| e.to.as_deref() == Some("activate:secure") && e.reason == "re-asserted after a restart"),
+        reasserted
+            .iter()
+            .any(|e| e.to.as_deref() == Some("activate:secure") && e.reason == "re-asserted after a restart"),
         "{reasserted:#?}"
     );
     vigil.shutdown();

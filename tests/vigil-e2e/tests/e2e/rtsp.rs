@@ -89,12 +89,14 @@ fn eight_rtsp_cameras_stream_at_once() {
     let server = rtsp_server(&[]);
     let site = Site::new();
     let ids = ["c1", "c2", "c3", "c4", "c5", "c6", "c7", "c8"];
-    let cameras: Vec<Camera> =
-        ids.iter().enumerate().map(|(i, id)| Camera::rtsp(id, &server.url(if i % 2 == 0 { "/h264" } else { "/h265" }))).collect();
+    let cameras: Vec<Camera> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| Camera::rtsp(id, &server.url(if i % 2 == 0 { "/h264" } else { "/h265" })))
+        .collect();
     let vigil = Vigil::start(&site.config(&cameras));
-    let status = vigil.wait_status("all eight cameras to deliver frames", |s| {
-        ids.iter().all(|id| camera(s, id).health.frames >= 5)
-    });
+    let status = vigil
+        .wait_status("all eight cameras to deliver frames", |s| ids.iter().all(|id| camera(s, id).health.frames >= 5));
     for id in ids {
         assert_eq!(camera(&status, id).health.state, CameraState::Streaming, "camera {id}");
     }

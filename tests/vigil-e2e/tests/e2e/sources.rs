@@ -4,7 +4,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use vigil_core::{CameraId, SystemClock};
-use vigil_sources::{DemoOptions, DemoScene, FrameRate, FrameSource, Scenario, SourceError, SourceErrorKind, Y4mWriter};
+use vigil_sources::{
+    DemoOptions, DemoScene, FrameRate, FrameSource, Scenario, SourceError, SourceErrorKind, Y4mWriter,
+};
 use vigild::cameras::CameraState;
 
 use crate::harness::{Camera, Site, Vigil};

@@ -1,0 +1,112 @@
+//! Telemetry on `telemetry`: the device's health, published periodically.
+
+use serde::{Deserialize, Serialize};
+
+/// One telemetry document.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Telemetry {
+    /// When it was taken (RFC 3339 UTC).
+    pub at: String,
+    /// Seconds since vigild started.
+    pub uptime_s: u64,
+    /// Drill mode.
+    pub drill: bool,
+    /// Each camera.
+    pub cameras: Vec<CameraHealth>,
+    /// The detector.
+    pub detector: DetectorHealth,
+    /// Incidents.
+    pub incidents: IncidentCounts,
+    /// The alert outbox.
+    pub outbox: OutboxHealth,
+    /// The MQTT link itself.
+    pub link: LinkHealth,
+    /// Plugins and their states (empty until a plugin host runs).
+    pub plugins: Vec<PluginHealth>,
+}
+
+/// A camera's line.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct CameraHealth {
+    /// Its id.
+    pub id: String,
+    /// `starting`, `streaming`, `stalled`, `unauthorized`, `unreachable`, `bad-stream`, `failed` or `finished`.
+    pub state: String,
+    /// Frames per second delivered recently.
+    pub fps: f64,
+    /// Frames inferred.
+    pub inferred: u64,
+    /// Frames dropped because a newer one arrived first.
+    pub dropped: u64,
+    /// Times the stream was opened.
+    pub opens: u64,
+    /// The last error, if any (credentials never included).
+    pub last_error: Option<String>,
+}
+
+/// The detector's line.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct DetectorHealth {
+    /// The OpenVINO device it was compiled for.
+    pub device: String,
+    /// Inferences per second since the previous telemetry.
+    pub fps: f64,
+    /// Share of infer-request time busy, 0 to 1.
+    pub utilization: f64,
+    /// Inferences since start.
+    pub inferences: u64,
+    /// Failed inferences since start.
+    pub errors: u64,
+}
+
+/// Incident counters.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct IncidentCounts {
+    /// Raised since start.
+    pub raised: u64,
+    /// Open now.
+    pub open: u64,
+}
+
+/// The outbox's line.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct OutboxHealth {
+    /// Messages waiting for an acknowledgement.
+    pub depth: u64,
+    /// Age of the oldest one, in seconds.
+    pub oldest_age_s: Option<u64>,
+    /// Alerts refused because the outbox was full or failed (should stay 0).
+    pub refused: u64,
+}
+
+/// The link's line.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct LinkHealth {
+    /// The session number of the current connection.
+    pub session: u64,
+    /// Connections made since start.
+    pub connects: u64,
+    /// Messages published since start.
+    pub published: u64,
+}
+
+/// A plugin's line.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PluginHealth {
+    /// Its name.
+    pub name: String,
+    /// Its state.
+    pub state: String,
+}
+
+impl Telemetry {
+    /// The JSON payload.
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("telemetry of strings and numbers always serializes")
+    }
+
+    /// Parses a payload from `telemetry`.
+    pub fn parse(payload: &[u8]) -> Result<Telemetry, String> {
+        serde_json::from_slice(payload).map_err(|e| format!("not Vigil telemetry: {e}"))
+    }
+}
