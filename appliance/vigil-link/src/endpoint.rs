@@ -185,6 +185,9 @@ pub fn explain(endpoint: &Endpoint, e: &ConnectionError) -> String {
             }
         }
         ConnectionError::Timeout(_) => format!("{url} did not answer within the connection timeout"),
+        // rumqttc reports a TLS alert raised after the handshake (a refused
+        // client certificate under TLS 1.3) as a read error of the MQTT state.
+        other if is_tls_text(&other.to_string()) => tls_words(&url, &other.to_string()),
         other => format!("{url}: {other}"),
     }
 }

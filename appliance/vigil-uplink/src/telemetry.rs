@@ -2,8 +2,10 @@
 
 use serde::{Deserialize, Serialize};
 
-/// One telemetry document.
+/// One telemetry document. Missing fields read as their defaults, so a
+/// reader copes with a device one version ahead or behind.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Telemetry {
     /// When it was taken (RFC 3339 UTC).
     pub at: String,
@@ -27,6 +29,7 @@ pub struct Telemetry {
 
 /// A camera's line.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct CameraHealth {
     /// Its id.
     pub id: String,
@@ -46,6 +49,7 @@ pub struct CameraHealth {
 
 /// The detector's line.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct DetectorHealth {
     /// The OpenVINO device it was compiled for.
     pub device: String,
@@ -61,6 +65,7 @@ pub struct DetectorHealth {
 
 /// Incident counters.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct IncidentCounts {
     /// Raised since start.
     pub raised: u64,
@@ -70,6 +75,7 @@ pub struct IncidentCounts {
 
 /// The outbox's line.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct OutboxHealth {
     /// Messages waiting for an acknowledgement.
     pub depth: u64,
@@ -81,6 +87,7 @@ pub struct OutboxHealth {
 
 /// The link's line.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct LinkHealth {
     /// The session number of the current connection.
     pub session: u64,
@@ -92,6 +99,7 @@ pub struct LinkHealth {
 
 /// A plugin's line.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct PluginHealth {
     /// Its name.
     pub name: String,

@@ -199,7 +199,7 @@ impl Agent {
         let actor = request.actor();
         let (result, data) = match request.command {
             UplinkCommand::Incident(command) => (self.incident_command(command, actor), None),
-            UplinkCommand::Snapshot { camera } => match self.snapshot(&camera) {
+            UplinkCommand::Snapshot { camera } => match self.snapshot(&camera, m.correlation.clone()) {
                 Ok((topic, bytes)) => (Ok(()), Some(serde_json::json!({"topic": topic, "bytes": bytes}))),
                 Err(e) => (Err(e), None),
             },
@@ -239,8 +239,13 @@ impl Agent {
         }
     }
 
-    /// Publishes the camera's current frame; returns its topic and size.
-    fn snapshot(&self, camera: &CameraId) -> Result<(String, usize), (&'static str, String)> {
+    /// Publishes the camera's current frame (with the request's correlation
+    /// data, so concurrent requesters can tell their frames apart); returns its topic and size.
+    fn snapshot(
+        &self,
+        camera: &CameraId,
+        correlation: Option<Bytes>,
+    ) -> Result<(String, usize), (&'static str, String)> {
         let (reply, jpeg) = crossbeam_channel::bounded(1);
         if self.p.main.send(MainRequest::Snapshot(camera.clone(), reply)).is_err() {
             return Err(("unavailable", "vigild is shutting down".into()));
@@ -257,7 +262,7 @@ impl Agent {
             payload: jpeg.into(),
             retain: false,
             qos1: true,
-            correlation: None,
+            correlation,
         });
         Ok((topic, bytes))
     }

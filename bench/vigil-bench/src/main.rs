@@ -28,6 +28,7 @@ struct Args {
     requests: u32,
     hint: String,
     ingest: Option<PathBuf>,
+    uplink: Option<PathBuf>,
     json: bool,
 }
 
@@ -44,6 +45,7 @@ fn parse_args() -> anyhow::Result<Args> {
         requests: 0,
         hint: "throughput".into(),
         ingest: None,
+        uplink: None,
         json: false,
     };
     let mut args = std::env::args().skip(1);
@@ -60,6 +62,7 @@ fn parse_args() -> anyhow::Result<Args> {
             "--requests" => a.requests = value()?.parse().context("--requests")?,
             "--hint" => a.hint = value()?,
             "--ingest" => a.ingest = Some(value()?.into()),
+            "--uplink" => a.uplink = Some(value()?.into()),
             "--cameras" => {
                 a.cameras =
                     value()?.split(',').map(|n| n.trim().parse()).collect::<Result<_, _>>().context("--cameras")?
@@ -76,7 +79,7 @@ fn parse_args() -> anyhow::Result<Args> {
     }
     if a.model.as_os_str().is_empty() || a.labels.as_os_str().is_empty() {
         bail!(
-            "usage: vigil-bench --model M.xml --labels L --benchmark-app PATH [--seconds N] [--cameras 1,4,16] [--fps N] [--device CPU] [--requests N] [--hint throughput|latency] [--ingest PATH] [--json]"
+            "usage: vigil-bench --model M.xml --labels L --benchmark-app PATH [--seconds N] [--cameras 1,4,16] [--fps N] [--device CPU] [--requests N] [--hint throughput|latency] [--ingest PATH] [--uplink PATH] [--json]"
         );
     }
     Ok(a)
@@ -207,6 +210,14 @@ fn main() -> anyhow::Result<()> {
     };
     eprintln!("vigil-bench: benchmark_app again, to bracket the pipeline runs");
     let second = benchmark_app(&args)?;
+    // After the bracket: it measures the broker and the disk, not the detector.
+    let uplink = match &args.uplink {
+        Some(bin) => {
+            eprintln!("vigil-bench: alert uplink against mosquitto_pub and a plain MQTT client");
+            Some(uplink_run(bin)?)
+        }
+        None => None,
+    };
     let reference = Reference {
         fps: (first.fps + second.fps) / 2.0,
         median_latency_ms: (first.median_latency_ms + second.median_latency_ms) / 2.0,
@@ -248,6 +259,11 @@ fn main() -> anyhow::Result<()> {
             // The headline: one camera's ingest cost against gst-launch's.
             "ingest_ratio": ingest.first().and_then(|r| r.get("ingest_ratio")).cloned(),
             "ingest": ingest,
+            // The alert path's headlines; the whole measurement is under "uplink".
+            "outbox_ratio": uplink.as_ref().and_then(|u| u.get("outbox_ratio")).cloned(),
+            "alert_latency_p50_ms": uplink.as_ref().and_then(|u| u.get("alert_latency_p50_ms")).cloned(),
+            "alert_latency_p99_ms": uplink.as_ref().and_then(|u| u.get("alert_latency_p99_ms")).cloned(),
+            "uplink": uplink,
         });
         println!("{}", serde_json::to_string_pretty(&doc)?);
     } else {
@@ -255,6 +271,25 @@ fn main() -> anyhow::Result<()> {
             println!(
                 "ingest, {} camera(s): {} ms CPU/s per camera, gst-launch {} ms CPU/s: ratio {}",
                 r["cameras"], r["ingest_cpu_ms_per_s"], r["reference_cpu_ms_per_s"], r["ingest_ratio"]
+            );
+        }
+        if let Some(u) = &uplink {
+            println!(
+                "uplink, {} alerts: Vigil {} alerts/s, mosquitto_pub {} alerts/s: outbox_ratio {}; replay {} alerts/s (ratio {})",
+                u["alerts"],
+                u["vigil_alerts_per_s"],
+                u["mosquitto_pub_alerts_per_s"],
+                u["outbox_ratio"],
+                u["replay_alerts_per_s"],
+                u["replay_ratio"]
+            );
+            println!(
+                "alert latency: p50 {} ms, p99 {} ms; plain publish p99 {} ms: added p99 {} ms (target < {} ms)",
+                u["alert_latency_p50_ms"],
+                u["alert_latency_p99_ms"],
+                u["alert_latency_reference_p99_ms"],
+                u["alert_latency_added_p99_ms"],
+                u["alert_latency_added_p99_target_ms"]
             );
         }
         println!(
@@ -303,6 +338,21 @@ fn ingest_runs(bin: &Path, seconds: u64) -> anyhow::Result<Vec<serde_json::Value
         .filter(|l| l.starts_with('{'))
         .map(|l| serde_json::from_str(l).context("the ingest benchmark's output"))
         .collect()
+}
+
+/// Runs the uplink benchmark binary; its progress and summary go to our stderr.
+fn uplink_run(bin: &Path) -> anyhow::Result<serde_json::Value> {
+    let out = Command::new(bin)
+        .arg("--json")
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .with_context(|| format!("running {}", bin.display()))?;
+    if !out.status.success() {
+        bail!("the uplink benchmark failed ({}); its messages are above", out.status);
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().find(|l| l.starts_with('{')).context("no JSON from the uplink benchmark")?;
+    serde_json::from_str(line).context("the uplink benchmark's output")
 }
 
 fn round(v: f64) -> f64 {

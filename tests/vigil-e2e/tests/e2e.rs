@@ -13,6 +13,10 @@
 
 #[path = "e2e/commands.rs"]
 mod commands;
+#[path = "e2e/daemon.rs"]
+mod daemon;
+#[path = "e2e/district.rs"]
+mod district;
 #[path = "e2e/drill.rs"]
 mod drill;
 #[path = "e2e/harness.rs"]

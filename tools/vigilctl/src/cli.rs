@@ -1,0 +1,499 @@
+//! The command line: clap types, validated into rich values (a device id
+//! becomes its [`Topics`]), and the mapping from a device command on the
+//! command line to the command name and JSON arguments sent to the device.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use serde_json::{Value, json};
+use vigil_config::TlsFiles;
+use vigil_link::Endpoint;
+use vigil_uplink::Topics;
+use vigil_uplink::command::MAX_IDENTITY;
+
+use crate::failure::{EXIT_CODES, Failure};
+
+/// `vigilctl`: manage Vigil devices over the district's MQTT broker.
+#[derive(Debug, Parser)]
+#[command(
+    name = "vigilctl",
+    version,
+    about = "Manage Vigil school-safety devices over the district's MQTT broker",
+    long_about = "Manage Vigil school-safety devices over the district's MQTT broker.\n\n\
+        Reads status and telemetry, watches alerts, sends incident and drill commands, \
+        pushes configuration and fetches camera snapshots. Messages go to stderr and results \
+        to stdout; with --json, results are JSON on stdout.",
+    after_long_help = EXIT_CODES
+)]
+pub struct Cli {
+    /// How to reach the broker and how to answer.
+    #[command(flatten)]
+    pub global: Global,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Cmd,
+}
+
+/// Options every command takes.
+#[derive(Debug, Args)]
+pub struct Global {
+    /// The broker: mqtts://host[:port] (TLS, port 8883) or mqtt://host[:port] (port 1883)
+    #[arg(long, global = true, env = "VIGIL_BROKER", default_value = "mqtt://127.0.0.1:1883", value_name = "URL")]
+    pub broker: String,
+    /// PEM bundle of the CAs that sign the broker's certificate (default: the system's roots)
+    #[arg(long, global = true, value_name = "FILE")]
+    pub ca: Option<PathBuf>,
+    /// PEM client certificate, for brokers that require mutual TLS (with --key)
+    #[arg(long, global = true, value_name = "FILE", requires = "key")]
+    pub cert: Option<PathBuf>,
+    /// PEM private key of --cert
+    #[arg(long, global = true, value_name = "FILE", requires = "cert")]
+    pub key: Option<PathBuf>,
+    /// MQTT user name
+    #[arg(long, global = true, value_name = "USER")]
+    pub username: Option<String>,
+    /// MQTT password (with --username)
+    #[arg(long, global = true, env = "VIGIL_PASSWORD", hide_env_values = true)]
+    pub password: Option<String>,
+    /// Who you are, recorded in the device's audit trail [default: $USER@hostname]
+    #[arg(long, global = true, env = "VIGIL_OPERATOR", value_name = "NAME", value_parser = operator)]
+    pub operator: Option<String>,
+    /// Seconds to wait for the broker and for the device's answer
+    #[arg(long, global = true, default_value_t = 10, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub timeout: u64,
+    /// Print results as JSON on stdout
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Cmd {
+    /// Show every device seen on the broker (or one): online state, version, cameras, detector, outbox, config
+    ///
+    /// Collects what the broker retains (status, telemetry, config report) for about a second.
+    /// With --json: an object for DEVICE, else an array of them.
+    Status {
+        /// Only this device
+        #[arg(value_parser = device)]
+        device: Option<Topics>,
+    },
+    /// Print alerts and online/offline changes as they happen, until Ctrl-C
+    ///
+    /// An alert republished by the device (same alert id) is shown once. With --json, stdout carries
+    /// each alert's JSON on one line, and status changes go to stderr.
+    Watch {
+        /// Only this device
+        #[arg(value_parser = device)]
+        device: Option<Topics>,
+        /// Acknowledge each alert, as the district back end does (the device then stops resending it)
+        #[arg(long)]
+        ack: bool,
+    },
+    /// Verify, dismiss, respond to or close an incident
+    #[command(subcommand)]
+    Incident(IncidentCmd),
+    /// Start or stop drill mode: incidents raised meanwhile are exercises
+    #[command(subcommand)]
+    Drill(DrillCmd),
+    /// Read the config a device runs, or push a new one
+    #[command(subcommand)]
+    Config(ConfigCmd),
+    /// Save a camera's current frame as a JPEG file
+    Snapshot {
+        /// The device
+        #[arg(value_parser = device)]
+        device: Topics,
+        /// The camera's id, as in the device's config
+        #[arg(value_parser = camera)]
+        camera: String,
+        /// Where to write the JPEG
+        #[arg(short, long, value_name = "FILE.jpg")]
+        output: PathBuf,
+    },
+    /// Ask a device to publish its status, config and telemetry again
+    Rebirth {
+        /// The device
+        #[arg(value_parser = device)]
+        device: Topics,
+    },
+    /// Change a device's log level until it restarts
+    LogLevel {
+        /// The device
+        #[arg(value_parser = device)]
+        device: Topics,
+        /// The new level
+        level: LogLevel,
+    },
+}
+
+/// `incident …`: the incident book's commands.
+#[derive(Debug, Subcommand)]
+pub enum IncidentCmd {
+    /// A person confirms the threat from the evidence
+    Verify(IncidentRef),
+    /// A false alarm: reverts automatic actions and closes the incident
+    Dismiss(IncidentRef),
+    /// Ends the response and closes the incident
+    AllClear(IncidentRef),
+    /// Starts a Standard Response Protocol action (verifies the incident if pending)
+    Action {
+        /// The device and incident
+        #[command(flatten)]
+        incident: IncidentRef,
+        /// The action
+        action: Action,
+    },
+}
+
+/// A device and one of its incidents.
+#[derive(Debug, Args)]
+pub struct IncidentRef {
+    /// The device
+    #[arg(value_parser = device)]
+    pub device: Topics,
+    /// The incident number, as in the alerts
+    pub incident: u64,
+}
+
+/// `drill …`.
+#[derive(Debug, Subcommand)]
+pub enum DrillCmd {
+    /// Incidents raised from now on are drills
+    Start {
+        /// The device
+        #[arg(value_parser = device)]
+        device: Topics,
+    },
+    /// Drill mode off
+    Stop {
+        /// The device
+        #[arg(value_parser = device)]
+        device: Topics,
+    },
+}
+
+/// `config …`.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCmd {
+    /// Show the config report of a device (and the desired version retained on the broker)
+    Get {
+        /// The device
+        #[arg(value_parser = device)]
+        device: Topics,
+    },
+    /// Send a config file to a device and wait for its verdict (applied or rejected)
+    Push {
+        /// The device
+        #[arg(value_parser = device)]
+        device: Topics,
+        /// The configuration file (TOML, as /etc/vigil/vigil.toml)
+        file: PathBuf,
+        /// The config version [default: one above the retained desired or the running version]
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        version: Option<u64>,
+    },
+}
+
+/// Standard Response Protocol actions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Action {
+    /// In your room or area; clear the halls
+    Hold,
+    /// Get inside; lock outside doors
+    Secure,
+    /// Locks, lights, out of sight
+    Lockdown,
+    /// To the announced location
+    Evacuate,
+    /// Using the announced safety strategy
+    Shelter,
+}
+
+/// The device's log levels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogLevel {
+    /// Errors only
+    Error,
+    /// Warnings and errors
+    Warn,
+    /// The default
+    Info,
+    /// Detail for troubleshooting
+    Debug,
+    /// Everything
+    Trace,
+}
+
+/// A command for one device: its name (the last level of `cmd/<name>`) and arguments.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeviceCommand {
+    /// As in `vigil_uplink::command::COMMANDS`.
+    pub name: &'static str,
+    /// The `args` object.
+    pub args: Value,
+}
+
+impl Cmd {
+    /// The device and command for the commands that are one request and
+    /// one response; `None` for those with more to them (status, watch, config, snapshot).
+    pub fn device_command(&self) -> Option<(&Topics, DeviceCommand)> {
+        let command = |name, args| DeviceCommand { name, args };
+        Some(match self {
+            Cmd::Incident(IncidentCmd::Verify(r)) => (&r.device, command("incident.verify", incident(r))),
+            Cmd::Incident(IncidentCmd::Dismiss(r)) => (&r.device, command("incident.dismiss", incident(r))),
+            Cmd::Incident(IncidentCmd::AllClear(r)) => (&r.device, command("incident.all-clear", incident(r))),
+            Cmd::Incident(IncidentCmd::Action { incident: r, action }) => {
+                (&r.device, command("incident.action", json!({"incident": r.incident, "action": value_name(action)})))
+            }
+            Cmd::Drill(DrillCmd::Start { device }) => (device, command("drill.start", json!({}))),
+            Cmd::Drill(DrillCmd::Stop { device }) => (device, command("drill.stop", json!({}))),
+            Cmd::Rebirth { device } => (device, command("rebirth", json!({}))),
+            Cmd::LogLevel { device, level } => (device, command("log-level", json!({"level": value_name(level)}))),
+            Cmd::Status { .. } | Cmd::Watch { .. } | Cmd::Config(_) | Cmd::Snapshot { .. } => return None,
+        })
+    }
+}
+
+fn incident(r: &IncidentRef) -> Value {
+    json!({"incident": r.incident})
+}
+
+/// The name a value has on the command line, which is also its name on the wire.
+fn value_name(v: &impl ValueEnum) -> String {
+    v.to_possible_value().map(|p| p.get_name().to_string()).unwrap_or_default()
+}
+
+impl Global {
+    /// How long to wait for the broker and the device.
+    pub fn timeout(&self) -> Duration {
+        Duration::from_secs(self.timeout)
+    }
+
+    /// The operator: `--operator`, or `$USER@hostname`.
+    pub fn operator(&self) -> String {
+        self.operator.clone().unwrap_or_else(default_operator)
+    }
+
+    /// The broker to connect to, with TLS files and credentials.
+    pub fn endpoint(&self) -> Result<Endpoint, Failure> {
+        let (host, port, tls) = parse_broker(&self.broker)?;
+        let tls = if tls {
+            let client = self.cert.clone().zip(self.key.clone());
+            Some(TlsFiles { ca: self.ca.clone(), client })
+        } else {
+            if self.ca.is_some() || self.cert.is_some() {
+                return Err(Failure::Usage(format!(
+                    "--ca, --cert and --key need TLS: write the broker as {}",
+                    self.broker.replacen("mqtt://", "mqtts://", 1)
+                )));
+            }
+            None
+        };
+        Ok(Endpoint { host, port, tls, username: self.username.clone(), password: self.password.clone() })
+    }
+}
+
+/// `--broker`: host, port and TLS.
+fn parse_broker(url: &str) -> Result<(String, u16, bool), Failure> {
+    if !url.starts_with("mqtt://") && !url.starts_with("mqtts://") {
+        return Err(Failure::Usage(format!(
+            "--broker {url:?}: expected mqtts://host[:port] (TLS) or mqtt://host[:port]"
+        )));
+    }
+    vigil_config::parse_broker_url(url).map_err(|e| Failure::Usage(format!("--broker {}", in_cli_terms(&e))))
+}
+
+/// Text written for the device's config file, with its setting names
+/// replaced by the `vigilctl` options that play their part.
+pub fn in_cli_terms(text: &str) -> String {
+    [
+        ("uplink.username", "--username"),
+        ("uplink.password", "--password"),
+        ("uplink.broker", "--broker"),
+        ("uplink.cert", "--cert"),
+        ("uplink.key", "--key"),
+        ("uplink.ca", "--ca"),
+        ("uplink.client_id", "the client id"),
+    ]
+    .iter()
+    .fold(text.to_string(), |t, (setting, option)| t.replace(setting, option))
+}
+
+fn default_operator() -> String {
+    let user = std::env::var("USER").ok().filter(|u| !u.is_empty()).unwrap_or_else(|| "unknown".into());
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into());
+    let operator = format!("{user}@{host}");
+    operator.chars().take(MAX_IDENTITY).collect()
+}
+
+/// A device id, as its topics.
+fn device(id: &str) -> Result<Topics, String> {
+    Topics::new(id).map_err(|e| e.to_string())
+}
+
+/// A camera id: one topic level.
+fn camera(id: &str) -> Result<String, String> {
+    if id.is_empty() || id.contains(['/', '+', '#']) {
+        return Err(format!("invalid camera id {id:?}: give the camera's id from the device's config"));
+    }
+    Ok(id.to_string())
+}
+
+/// An operator name the device accepts.
+fn operator(name: &str) -> Result<String, String> {
+    let n = name.chars().count();
+    if n == 0 || n > MAX_IDENTITY {
+        return Err(format!("the operator must be 1 to {MAX_IDENTITY} characters long"));
+    }
+    Ok(name.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vigil_uplink::command::{COMMANDS, LOG_LEVELS};
+
+    fn cli(args: &[&str]) -> Cli {
+        let argv = std::iter::once("vigilctl").chain(args.iter().copied());
+        Cli::try_parse_from(argv).unwrap_or_else(|e| panic!("{args:?}: {e}"))
+    }
+
+    fn sent(args: &[&str]) -> (String, DeviceCommand) {
+        let cli = cli(args);
+        let (topics, command) = cli.command.device_command().expect("a device command");
+        // The device must accept exactly what we send.
+        let payload = vigil_uplink::command_json("r-1", "sro@district", command.args.clone());
+        vigil_uplink::parse_command(command.name, &payload).unwrap_or_else(|e| panic!("{args:?}: the device says {e}"));
+        (topics.device().to_string(), command)
+    }
+
+    #[test]
+    fn device_commands_map_to_the_wire() {
+        for (args, name, expected) in [
+            (&["incident", "verify", "lincoln-hs", "7"][..], "incident.verify", json!({"incident": 7})),
+            (&["incident", "dismiss", "lincoln-hs", "7"], "incident.dismiss", json!({"incident": 7})),
+            (&["incident", "all-clear", "lincoln-hs", "7"], "incident.all-clear", json!({"incident": 7})),
+            (
+                &["incident", "action", "lincoln-hs", "7", "lockdown"],
+                "incident.action",
+                json!({"incident": 7, "action": "lockdown"}),
+            ),
+            (&["drill", "start", "lincoln-hs"], "drill.start", json!({})),
+            (&["drill", "stop", "lincoln-hs"], "drill.stop", json!({})),
+            (&["rebirth", "lincoln-hs"], "rebirth", json!({})),
+            (&["log-level", "lincoln-hs", "debug"], "log-level", json!({"level": "debug"})),
+        ] {
+            let (device, command) = sent(args);
+            assert_eq!(device, "lincoln-hs");
+            assert_eq!(command, DeviceCommand { name, args: expected }, "{args:?}");
+            assert!(COMMANDS.contains(&command.name));
+        }
+    }
+
+    #[test]
+    fn every_action_and_level_is_one_the_device_knows() {
+        for action in Action::value_variants() {
+            let name = value_name(action);
+            sent(&["incident", "action", "d", "1", &name]);
+        }
+        let levels: Vec<String> = LogLevel::value_variants().iter().map(value_name).collect();
+        assert_eq!(levels, LOG_LEVELS);
+    }
+
+    #[test]
+    fn the_other_commands_are_not_single_requests() {
+        for args in [
+            &["status"][..],
+            &["watch", "--ack"],
+            &["config", "get", "d"],
+            &["config", "push", "d", "vigil.toml", "--version", "4"],
+            &["snapshot", "d", "hall-1", "-o", "x.jpg"],
+        ] {
+            assert!(cli(args).command.device_command().is_none(), "{args:?}");
+        }
+    }
+
+    #[test]
+    fn bad_arguments_are_usage_errors() {
+        for args in [
+            &["incident", "verify", "a/b", "7"][..],
+            &["incident", "verify", "d", "-1"],
+            &["incident", "action", "d", "7", "all-clear"],
+            &["log-level", "d", "verbose"],
+            &["snapshot", "d", "hall/1", "-o", "x.jpg"],
+            &["snapshot", "d", "hall-1"],
+            &["config", "push", "d", "f.toml", "--version", "0"],
+            &["status", "--timeout", "0"],
+            &["status", "--cert", "c.pem"],
+            &["status", "--operator", ""],
+        ] {
+            let argv = std::iter::once("vigilctl").chain(args.iter().copied());
+            let err = Cli::try_parse_from(argv).expect_err(&format!("{args:?} is refused"));
+            assert_eq!(err.exit_code(), 2, "{args:?}");
+        }
+    }
+
+    #[test]
+    fn global_options_go_anywhere() {
+        let c = cli(&["status", "--json", "--timeout", "3", "--broker", "mqtts://broker.district:8884"]);
+        assert!(c.global.json);
+        assert_eq!(c.global.timeout(), Duration::from_secs(3));
+        let endpoint = c.global.endpoint().unwrap();
+        assert_eq!((endpoint.host.as_str(), endpoint.port), ("broker.district", 8884));
+        assert!(endpoint.tls.is_some());
+    }
+
+    #[test]
+    fn endpoints() {
+        let plain = cli(&["status", "--broker", "mqtt://10.0.0.5"]).global.endpoint().unwrap();
+        assert_eq!((plain.host.as_str(), plain.port, plain.tls.is_none()), ("10.0.0.5", 1883, true));
+        let mtls = cli(&["status", "--broker", "mqtts://b", "--ca", "ca.pem", "--cert", "c.pem", "--key", "k.pem"])
+            .global
+            .endpoint()
+            .unwrap();
+        let tls = mtls.tls.unwrap();
+        assert_eq!(tls.ca, Some(PathBuf::from("ca.pem")));
+        assert_eq!(tls.client, Some((PathBuf::from("c.pem"), PathBuf::from("k.pem"))));
+        let creds = cli(&["status", "--username", "sro", "--password", "pw"]).global.endpoint().unwrap();
+        assert_eq!((creds.username.as_deref(), creds.password.as_deref()), (Some("sro"), Some("pw")));
+
+        let no_tls = cli(&["status", "--broker", "mqtt://b", "--ca", "ca.pem"]).global.endpoint().unwrap_err();
+        assert!(no_tls.to_string().contains("write the broker as mqtts://b"), "{no_tls}");
+        for (url, needle) in [
+            ("embedded", "expected mqtts://host[:port]"),
+            ("mqtt://user@b", "--username and --password"),
+            ("mqtt://b:99999", "port"),
+        ] {
+            let err = cli(&["status", "--broker", url]).global.endpoint().unwrap_err();
+            assert_eq!(err.exit_code(), 2);
+            assert!(err.to_string().contains(needle), "{url}: {err}");
+        }
+    }
+
+    #[test]
+    fn connection_errors_name_our_options() {
+        use rumqttc::v5::ConnectionError;
+        use rumqttc::v5::mqttbytes::v5::ConnectReturnCode;
+        let endpoint = cli(&["status"]).global.endpoint().unwrap();
+        let refused = ConnectionError::ConnectionRefused(ConnectReturnCode::BadUserNamePassword);
+        let words = in_cli_terms(&vigil_link::explain(&endpoint, &refused));
+        assert!(words.contains("--username and --password"), "{words}");
+        assert!(!words.contains("uplink."), "{words}");
+    }
+
+    #[test]
+    fn the_default_operator_is_user_at_host() {
+        let c = cli(&["status"]);
+        if c.global.operator.is_none() {
+            let op = c.global.operator();
+            assert!(op.contains('@') && op.chars().count() <= MAX_IDENTITY, "{op}");
+        }
+        assert_eq!(cli(&["status", "--operator", "sro@district"]).global.operator(), "sro@district");
+    }
+}
