@@ -26,6 +26,11 @@ const APT_PACKAGES: &[&str] = &[
     "gstreamer1.0-tools",
     "gir1.2-gst-rtsp-server-1.0",
     "python3-gi",
+    // The district broker the uplink tests and benchmark run against, its
+    // command-line clients, and openssl for the test certificates.
+    "mosquitto",
+    "mosquitto-clients",
+    "openssl",
 ];
 
 /// Paths and variables every command runs with.

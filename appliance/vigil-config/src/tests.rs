@@ -326,3 +326,60 @@ fn uplink_mistakes_are_named() {
         assert!(err.starts_with("/etc/vigil/vigil.toml:"), "{body}: the error does not name the file and line: {err}");
     }
 }
+
+mod fuzz {
+    //! Remote configs arrive over MQTT from the district: no input may panic
+    //! the parser, and every refusal must name the document and say why.
+    use super::*;
+    use proptest::prelude::*;
+
+    fn full() -> String {
+        format!(
+            "{MINIMAL}\n[uplink]\nbroker = \"mqtts://mqtt.example:8883\"\nca = \"ca.pem\"\n\n[playbook]\non_detection = [\"secure\"]\n\n\
+             [[camera]]\nid = \"hall-1\"\nfps = 5\nsource = {{ kind = \"rtsp\", detect_url = \"rtsp://cam/s\", username = \"u\", password = \"p\" }}\n\
+             zones = [{{ name = \"z\", points = [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0]] }}]\n"
+        )
+    }
+
+    fn check(text: &str) {
+        if let Err(e) = Config::parse(text, Path::new("config/desired v9"), Path::new("/etc/vigil")) {
+            let shown = e.to_string();
+            assert!(shown.starts_with("config/desired v9"), "the error does not name the document: {shown}");
+            assert!(shown.len() > "config/desired v9: ".len(), "an empty error: {shown}");
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn arbitrary_text_never_panics(text in "\\PC{0,400}") {
+            check(&text);
+        }
+
+        #[test]
+        fn a_mutated_valid_config_never_panics(edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8)) {
+            let mut bytes = full().into_bytes();
+            for (at, byte) in edits {
+                let i = at.index(bytes.len());
+                bytes[i] = byte;
+            }
+            check(&String::from_utf8_lossy(&bytes));
+        }
+
+        #[test]
+        fn cut_short_anywhere_never_panics(at in any::<prop::sample::Index>()) {
+            let text = full();
+            let mut end = at.index(text.len() + 1);
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            check(&text[..end]);
+        }
+    }
+
+    #[test]
+    fn the_unmutated_document_is_valid() {
+        Config::parse(&full(), Path::new("config/desired v9"), Path::new("/etc/vigil")).unwrap();
+    }
+}

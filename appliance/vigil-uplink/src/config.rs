@@ -119,4 +119,14 @@ mod tests {
         assert_eq!(json["verdict"], "rejected");
         assert_eq!(Reported::parse(&r.to_json()).unwrap(), r);
     }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_payloads_never_panic(payload in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600)) {
+            let _ = Desired::parse(&payload);
+            let _ = Reported::parse(&payload);
+            let _ = crate::StatusDoc::parse(&payload);
+            let _ = crate::Telemetry::parse(&payload);
+        }
+    }
 }
