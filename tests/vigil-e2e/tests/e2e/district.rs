@@ -129,17 +129,26 @@ fn sigkill_mid_send_loses_nothing_and_the_will_is_told_from_the_next_birth() {
     assert_eq!(&got[..expected.len()], &expected[..], "lost or reordered alerts across SIGKILL");
 
     // The broker published the dead run's will; the new run's birth has a higher session.
-    let statuses: Vec<Value> = district
-        .received()
-        .iter()
-        .filter(|m| m.topic.ends_with("/status"))
-        .map(|m| serde_json::from_slice(&m.payload).unwrap())
-        .collect();
-    let will = statuses
-        .iter()
-        .find(|s| s["online"] == false && s["reason"] == "connection-lost")
-        .unwrap_or_else(|| panic!("no will among {statuses:?}"));
-    let birth = statuses.iter().rev().find(|s| s["online"] == true).expect("a birth");
+    let statuses = || -> Vec<Value> {
+        district
+            .received()
+            .iter()
+            .filter(|m| m.topic.ends_with("/status"))
+            .map(|m| serde_json::from_slice(&m.payload).unwrap())
+            .collect()
+    };
+    let will = district.wait_for("the killed run's will", WAIT, |m| {
+        m.topic.ends_with("/status")
+            && serde_json::from_slice::<Value>(&m.payload).is_ok_and(|s| s["reason"] == "connection-lost")
+    });
+    let will: Value = serde_json::from_slice(&will.payload).unwrap();
+    let reborn = district.wait_for("the new run's birth", WAIT * 2, |m| {
+        m.topic.ends_with("/status")
+            && serde_json::from_slice::<Value>(&m.payload)
+                .is_ok_and(|s| s["online"] == true && s["boot_id"] != will["boot_id"])
+    });
+    let birth: Value = serde_json::from_slice(&reborn.payload).unwrap();
+    assert!(statuses().len() >= 3, "birth, will, birth: {:?}", statuses());
     assert!(birth["session"].as_u64() > will["session"].as_u64(), "stale will vs fresh birth: {will} {birth}");
     vigild.terminate();
     let last: Value = district
