@@ -130,6 +130,7 @@ fn bench(args: &[String]) -> Result<(), String> {
     env.cargo(&["build", "--release", "--package", "vigil-bench"])?;
     let mut cmd = Command::new(env.root.join("target/release/vigil-bench"));
     cmd.arg("--ingest").arg(env.root.join("target/release/ingest"));
+    cmd.arg("--uplink").arg(env.root.join("target/release/uplink"));
     cmd.arg("--model")
         .arg(env.models.join("yolov8n-640.xml"))
         .arg("--labels")

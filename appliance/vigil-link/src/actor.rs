@@ -82,7 +82,8 @@ async fn poll(
     settings: LinkSettings,
     tx: mpsc::UnboundedSender<FromPoller>,
 ) {
-    let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30), std::process::id() as u64);
+    // Capped at 5 s: after an outage, queued alerts must not wait long for the next attempt.
+    let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(5), std::process::id() as u64);
     loop {
         let session = counter.advance();
         eventloop.options.set_last_will(will(&settings, session));
@@ -451,7 +452,7 @@ impl Actor {
             InFlight::Outbox { seq, id, kind } if ok => {
                 if kind == "alerts" && self.settings.ack == AckPolicy::District {
                     self.awaiting.insert(seq, (id, Instant::now()));
-                } else if let Err(e) = self.outbox.ack(&id) {
+                } else if let Err(e) = self.outbox.ack_relaxed(&id) {
                     tracing::error!(error = %e, id, "cannot remove a delivered message from the outbox; it will be sent again");
                 }
             }
@@ -474,7 +475,7 @@ impl Actor {
             tracing::warn!(payload = %String::from_utf8_lossy(&payload[..payload.len().min(80)]), "ignoring an ack that is not one of this device's alert ids");
             return;
         };
-        match self.outbox.ack(id) {
+        match self.outbox.ack_relaxed(id) {
             Ok(_) => self.awaiting.retain(|_, (a, _)| a != id),
             Err(e) => tracing::error!(error = %e, id, "cannot remove an acknowledged alert from the outbox"),
         }

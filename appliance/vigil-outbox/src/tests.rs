@@ -424,3 +424,20 @@ fn marks_commit_with_their_messages_and_survive_reopen() {
     let outbox = Outbox::open(&path).unwrap();
     assert_eq!((outbox.mark("incident:1").unwrap(), outbox.mark("baseline").unwrap()), (Some(0), Some(7)));
 }
+
+#[test]
+fn a_relaxed_ack_removes_now_and_is_durable_after_the_next_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("outbox.redb");
+    let outbox = Outbox::open(&path).unwrap();
+    outbox.push("a", "k", b"1", 1).unwrap();
+    outbox.push("b", "k", b"2", 2).unwrap();
+    assert!(outbox.ack_relaxed("a").unwrap());
+    assert!(!outbox.ack_relaxed("a").unwrap(), "already gone");
+    assert_eq!(outbox.depth().unwrap(), 1);
+    outbox.push("c", "k", b"3", 3).unwrap(); // durable: carries the relaxed removal with it
+    drop(outbox);
+    let outbox = Outbox::open(&path).unwrap();
+    let ids: Vec<String> = outbox.pending(None, 10).unwrap().into_iter().map(|m| m.id).collect();
+    assert_eq!(ids, ["b", "c"]);
+}

@@ -2,6 +2,7 @@
 //! letterbox, asynchronous inference, decoding, confirmation) on a model of
 //! YOLOv8n's cost, against OpenVINO's own `benchmark_app` on the same model
 //! and device, measured in the same run. `cargo xtask bench` runs it.
+//! `--ingest` and `--uplink` run those benchmark binaries too and merge their JSON.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
