@@ -36,6 +36,8 @@ use crate::supervisor::CommandRequest;
 const REMEMBERED_REQUESTS: usize = 1024;
 /// How long a command may take before it is answered with `timeout`.
 const COMMAND_DEADLINE: Duration = Duration::from_secs(10);
+/// When the extra telemetry after a connect goes out.
+const SETTLE: Duration = Duration::from_secs(5);
 /// The file the last applied district config is kept in, under the data folder.
 pub const DISTRICT_CONFIG_FILE: &str = "district-config.json";
 
@@ -138,18 +140,27 @@ impl Agent {
 
     fn run(mut self, stopped: Receiver<()>) {
         let ticker = crossbeam_channel::tick(self.p.telemetry_interval);
+        // Cameras are still starting when the link first connects: a second
+        // document shortly after keeps the retained telemetry from showing
+        // "starting" for a whole period.
+        let mut settled = crossbeam_channel::never();
         loop {
             select! {
                 recv(self.p.events) -> e => match e {
                     Ok(LinkEvent::Connected { .. }) => {
                         self.publish_report();
                         self.publish_telemetry();
+                        settled = crossbeam_channel::after(SETTLE.min(self.p.telemetry_interval));
                     }
                     Ok(LinkEvent::Disconnected { .. }) => {}
                     Ok(LinkEvent::Message(m)) => self.on_message(m),
                     Err(_) => return,
                 },
                 recv(ticker) -> _ => self.publish_telemetry(),
+                recv(settled) -> _ => {
+                    settled = crossbeam_channel::never();
+                    self.publish_telemetry();
+                }
                 recv(stopped) -> _ => return,
             }
         }
