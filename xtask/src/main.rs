@@ -77,7 +77,7 @@ fn demo(args: &[String]) -> Result<(), String> {
     cmd.arg("--config").arg(&config).arg("--console");
     // The console already shows every incident; keep the log to warnings unless asked.
     if std::env::var_os("VIGIL_LOG").is_none() {
-        cmd.env("VIGIL_LOG", "warn");
+        cmd.env("VIGIL_LOG", "warn,rumqttd=off");
     }
     if let Some(seconds) = option::<u64>(args, "--seconds")? {
         cmd.arg("--seconds").arg(seconds.to_string());
