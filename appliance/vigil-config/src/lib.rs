@@ -7,6 +7,7 @@
 //! Every field is documented in `docs/config.md`.
 
 mod labels;
+mod plugins;
 mod raw;
 mod uplink;
 
@@ -20,6 +21,7 @@ use vigil_core::playbook::{Playbook, SrpAction};
 use vigil_core::{CameraId, Location, Point, Polygon};
 
 pub use labels::parse_labels;
+pub use plugins::{Grant, PluginsConfig, parse_key};
 pub use uplink::{AckPolicy, Broker, DEFAULT_EMBEDDED_LISTEN, RemoteBroker, TlsFiles, UplinkConfig, parse_broker_url};
 
 /// A configuration problem, located in the file.
@@ -49,6 +51,8 @@ pub struct Config {
     pub evidence: EvidenceConfig,
     /// The district link.
     pub uplink: UplinkConfig,
+    /// Plugins: trusted keys, limits and grants.
+    pub plugins: PluginsConfig,
 }
 
 /// `[device]`.

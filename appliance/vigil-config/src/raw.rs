@@ -40,6 +40,7 @@ pub(crate) struct RawConfig {
     playbook: Option<Spanned<PlaybookRaw>>,
     evidence: Option<Spanned<Evidence>>,
     uplink: Option<Spanned<crate::uplink::RawUplink>>,
+    plugins: Option<Spanned<crate::plugins::RawPlugins>>,
     #[serde(default)]
     camera: Vec<Spanned<Camera>>,
 }
@@ -293,6 +294,8 @@ impl RawConfig {
 
         let (uplink, uplink_span) = section(&self.uplink);
         let uplink = uplink.validate(&device.id, base).map_err(|m| (uplink_span, m))?;
+        let (plugins, plugins_span) = section(&self.plugins);
+        let plugins = plugins.validate(base).map_err(|m| (plugins_span, m))?;
 
         unique_ids(self.camera.iter().map(|c| c.get_ref().id.as_str())).map_err(|m| {
             let dup = self.camera.iter().rev().find(|c| m.contains(&format!("{:?}", c.get_ref().id)));
@@ -314,6 +317,7 @@ impl RawConfig {
             playbook,
             evidence: EvidenceConfig { jpeg_quality: quality as u8 },
             uplink,
+            plugins,
         })
     }
 }

@@ -383,3 +383,31 @@ mod fuzz {
         Config::parse(&full(), Path::new("config/desired v9"), Path::new("/etc/vigil")).unwrap();
     }
 }
+
+#[test]
+fn plugins_trust_keys_and_grants() {
+    let key = "ed25519:".to_string() + &"ab".repeat(32);
+    let c = parse(&format!(
+        "{MINIMAL}\n[plugins]\ntrusted_keys = [\"{key}\"]\ninstall_dir = \"packages\"\ncall_timeout_ms = 500\n\n\
+         [plugins.grant.door-lock]\nnetwork = [\"10.0.0.5:502\"]\nserial = {{ osdp = \"/dev/ttyUSB0\" }}\ndata = \"door-data\"\n\
+         config = {{ doors = [{{ name = \"front\", coil = 1 }}] }}\n"
+    ))
+    .unwrap();
+    let p = &c.plugins;
+    assert_eq!(p.trusted_keys, vec![[0xab; 32]]);
+    assert_eq!(p.install_dir.as_deref(), Some(Path::new("/etc/vigil/packages")));
+    assert_eq!(p.call_timeout, Duration::from_millis(500));
+    let g = &p.grants["door-lock"];
+    assert_eq!(g.network, ["10.0.0.5:502"]);
+    assert_eq!(g.serial["osdp"], Path::new("/dev/ttyUSB0"));
+    assert_eq!(g.data.as_deref(), Some(Path::new("/etc/vigil/door-data")));
+    assert_eq!(g.config["doors"][0]["coil"], 1);
+    assert!(g.enabled);
+    assert_eq!(parse(MINIMAL).unwrap().plugins, PluginsConfig::default());
+
+    let bad = |body: &str| error(&format!("{MINIMAL}\n[plugins]\n{body}\n"));
+    assert!(bad("trusted_keys = [\"abc\"]").contains("plugins.trusted_keys[0]: \"abc\" is not an ed25519 public key"));
+    assert!(bad("[plugins.grant.Door]").contains("plugins.grant.Door: plugin names are"));
+    assert!(bad("[plugins.grant.x]\nnetwork = [\"10.0.0.5\"]").contains("\"10.0.0.5\" is not host:port"));
+    assert!(bad("memory_mib = 1").contains("plugins.memory_mib is 1"));
+}

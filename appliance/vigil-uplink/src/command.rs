@@ -14,11 +14,14 @@ use vigil_core::playbook::SrpAction;
 /// The largest command payload accepted, in bytes; checked before parsing.
 pub const MAX_PAYLOAD: usize = 64 * 1024;
 
+/// The largest `plugin.install` payload (the package travels base64-encoded inside it).
+pub const MAX_INSTALL_PAYLOAD: usize = 4 * 1024 * 1024;
+
 /// The longest `request_id` or `operator`, in characters.
 pub const MAX_IDENTITY: usize = 128;
 
 /// Every command name, as it appears in the topic.
-pub const COMMANDS: [&str; 9] = [
+pub const COMMANDS: [&str; 12] = [
     "incident.verify",
     "incident.dismiss",
     "incident.action",
@@ -28,6 +31,9 @@ pub const COMMANDS: [&str; 9] = [
     "snapshot",
     "rebirth",
     "log-level",
+    "plugin.install",
+    "plugin.remove",
+    "plugin.list",
 ];
 
 /// The log levels `log-level` accepts.
@@ -47,6 +53,18 @@ pub enum UplinkCommand {
     Rebirth,
     /// Change the log level; one of [`LOG_LEVELS`].
     LogLevel(String),
+    /// Install or upgrade a signed plugin package.
+    PluginInstall {
+        /// The package bytes (sent base64-encoded).
+        package: Vec<u8>,
+    },
+    /// Remove an installed plugin.
+    PluginRemove {
+        /// Its name.
+        name: String,
+    },
+    /// List the installed plugins and their states.
+    PluginList,
 }
 
 /// A parsed command with who sent it and how to answer.
@@ -133,10 +151,11 @@ pub fn command_json(request_id: &str, operator: &str, args: Value) -> Vec<u8> {
 /// Parses the payload of command `name` (the last level of its topic).
 pub fn parse_command(name: &str, payload: &[u8]) -> Result<UplinkRequest, CommandParseError> {
     let mut p = Parser { request_id: None };
-    if payload.len() > MAX_PAYLOAD {
+    let limit = if name == "plugin.install" { MAX_INSTALL_PAYLOAD } else { MAX_PAYLOAD };
+    if payload.len() > limit {
         return Err(p.fail(
             ErrorKind::TooLarge,
-            format!("payload is {} bytes; commands may be at most {MAX_PAYLOAD} bytes", payload.len()),
+            format!("payload is {} bytes; {name} may be at most {limit} bytes", payload.len()),
         ));
     }
     let value: Value = serde_json::from_slice(payload)
@@ -191,6 +210,27 @@ pub fn parse_command(name: &str, payload: &[u8]) -> Result<UplinkRequest, Comman
             }
             UplinkCommand::LogLevel(level.to_string())
         }
+        "plugin.install" => {
+            p.only(args, &["package"])?;
+            let text = p.string(args, "package")?;
+            use base64::Engine as _;
+            let package = base64::engine::general_purpose::STANDARD.decode(text).map_err(|e| {
+                p.fail(ErrorKind::BadArgument, format!("args.package is not base64 (standard alphabet, padded): {e}"))
+            })?;
+            if package.is_empty() {
+                return Err(p.fail(ErrorKind::BadArgument, "args.package is empty".into()));
+            }
+            UplinkCommand::PluginInstall { package }
+        }
+        "plugin.remove" => {
+            p.only(args, &["name"])?;
+            let name = p.string(args, "name")?;
+            if name.is_empty() {
+                return Err(p.fail(ErrorKind::BadArgument, "args.name must not be empty".into()));
+            }
+            UplinkCommand::PluginRemove { name: name.to_string() }
+        }
+        "plugin.list" => p.no_args(args, UplinkCommand::PluginList)?,
         _ => {
             return Err(p.fail(
                 ErrorKind::UnknownCommand,
@@ -356,6 +396,20 @@ mod tests {
             UplinkCommand::Snapshot { camera: CameraId::new("hall-1") }
         );
         assert_eq!(command("rebirth", json!({})), UplinkCommand::Rebirth);
+        assert_eq!(
+            command("plugin.install", json!({"package": "VklHSUw="})),
+            UplinkCommand::PluginInstall { package: b"VIGIL".to_vec() }
+        );
+        assert_eq!(
+            command("plugin.remove", json!({"name": "door-lock"})),
+            UplinkCommand::PluginRemove { name: "door-lock".into() }
+        );
+        assert_eq!(command("plugin.list", json!({})), UplinkCommand::PluginList);
+        assert_eq!(parse("plugin.install", json!({"package": "not base64!"})).unwrap_err().code(), "bad-argument");
+        // A package may be far larger than other commands.
+        let big = json!({"request_id": "r", "operator": "o", "args": {"package": "QUFB".repeat(100_000)}});
+        assert!(parse_command("plugin.install", &serde_json::to_vec(&big).unwrap()).is_ok());
+        assert_eq!(parse_command("rebirth", &serde_json::to_vec(&big).unwrap()).unwrap_err().code(), "too-large");
         for level in LOG_LEVELS {
             assert_eq!(command("log-level", json!({"level": level})), UplinkCommand::LogLevel(level.into()));
         }

@@ -220,6 +220,9 @@ impl Agent {
                 self.publish_telemetry();
                 (Ok(()), None)
             }
+            UplinkCommand::PluginInstall { .. } | UplinkCommand::PluginRemove { .. } | UplinkCommand::PluginList => {
+                (Err(("unavailable", "this vigild has no plugin host".to_string())), None)
+            }
             UplinkCommand::LogLevel(level) => {
                 let r = (self.p.set_log_level)(&level).map_err(|e| ("bad-argument", e));
                 if r.is_ok() {
