@@ -6,6 +6,7 @@
 //! `target/models`. Both steps are skipped when their inputs are unchanged.
 
 mod env;
+mod plugins;
 
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
@@ -113,6 +114,8 @@ fn camera(args: &[String]) -> Result<(), String> {
 
 fn test(args: &[String]) -> Result<(), String> {
     let env = Env::prepare()?;
+    // The plugin host's tests load the test components.
+    plugins::build(&env.root)?;
     let extra: Vec<&str> = match args.iter().position(|a| a == "--") {
         Some(i) => args[i + 1..].iter().map(String::as_str).collect(),
         None => Vec::new(),

@@ -1,0 +1,45 @@
+//! Builds the guest side: the plugin SDK, the template and the test plugins in
+//! `plugins/`, a workspace of its own that only ever targets `wasm32-wasip2`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The only target plugins are built for; rustc links its cdylibs as components.
+const TARGET: &str = "wasm32-wasip2";
+
+/// Builds every plugin in release mode and returns the folder holding the
+/// components (`plugins/target/wasm32-wasip2/release/*.wasm`).
+pub fn build(root: &Path) -> Result<PathBuf, String> {
+    ensure_target()?;
+    let plugins = root.join("plugins");
+    println!("xtask: building the plugins for {TARGET}");
+    let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    cmd.args(["build", "--release", "--target", TARGET, "--manifest-path"])
+        .arg(plugins.join("Cargo.toml"))
+        .current_dir(root)
+        // The plugins' own target folder, whatever the caller's cargo was told:
+        // a host-target build dir must never mix with the guest's.
+        .env_remove("CARGO_TARGET_DIR");
+    run(&mut cmd)?;
+    Ok(plugins.join("target").join(TARGET).join("release"))
+}
+
+/// Installs the target's standard library with rustup unless it is there already.
+fn ensure_target() -> Result<(), String> {
+    let installed = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+        .map_err(|e| format!("cannot run rustup to check for {TARGET}: {e}"))?;
+    if String::from_utf8_lossy(&installed.stdout).lines().any(|l| l.trim() == TARGET) {
+        return Ok(());
+    }
+    println!("xtask: rustup target add {TARGET}");
+    run(Command::new("rustup").args(["target", "add", TARGET]))
+}
+
+/// Runs `cmd`, failing on a non-zero exit.
+fn run(cmd: &mut Command) -> Result<(), String> {
+    let shown = format!("{cmd:?}");
+    let status = cmd.status().map_err(|e| format!("cannot run {shown}: {e}"))?;
+    if status.success() { Ok(()) } else { Err(format!("{shown} failed: {status}")) }
+}
