@@ -17,7 +17,8 @@
 use std::fmt;
 
 use base64::Engine as _;
-use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use ed25519_dalek::{Signature, Signer, Verifier};
+pub use ed25519_dalek::{SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -210,6 +211,22 @@ pub fn open(bytes: &[u8], trusted: &[VerifyingKey]) -> Result<Package, PackageEr
         .map_err(|e| PackageError::ManifestInvalid(format!("not a manifest: {e}")))?;
     validate(&manifest).map_err(PackageError::ManifestInvalid)?;
     Ok(Package { manifest, component: component.to_vec(), signer })
+}
+
+/// The manifest of a package WITHOUT checking its signature: only to decide
+/// whether a package is worth installing (its name and version); never trust it.
+pub fn peek(bytes: &[u8]) -> Result<Manifest, PackageError> {
+    if bytes.len() < MAGIC.len() || &bytes[..MAGIC.len()] != MAGIC {
+        return Err(PackageError::NotAPackage);
+    }
+    let mut rest = &bytes[MAGIC.len()..];
+    let version = *rest.first().ok_or(PackageError::Truncated("no format version"))?;
+    if version != FORMAT_VERSION {
+        return Err(PackageError::UnsupportedFormat(version));
+    }
+    rest = &rest[1..];
+    let manifest_json = take_prefixed(&mut rest, "manifest")?;
+    serde_json::from_slice(manifest_json).map_err(|e| PackageError::ManifestInvalid(format!("not a manifest: {e}")))
 }
 
 /// Checks a manifest's rules (the WIT version is the host's business, not this one's).

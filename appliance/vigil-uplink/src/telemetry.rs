@@ -103,8 +103,24 @@ pub struct LinkHealth {
 pub struct PluginHealth {
     /// Its name.
     pub name: String,
-    /// Its state.
+    /// `starting`, `running`, `restarting: <why>` or `disabled: <why>`.
     pub state: String,
+    /// Its version.
+    pub version: String,
+    /// Calls into it since start.
+    pub calls: u64,
+    /// Calls that returned an error or failed.
+    pub errors: u64,
+    /// Traps (crashes, deadlines, memory).
+    pub traps: u64,
+    /// Restarts after a trap.
+    pub restarts: u64,
+    /// Mean call latency, microseconds.
+    pub avg_latency_us: u64,
+    /// Linear memory in use, bytes.
+    pub memory_bytes: u64,
+    /// The last status document it published.
+    pub status: Option<serde_json::Value>,
 }
 
 impl Telemetry {

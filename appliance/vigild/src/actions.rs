@@ -7,22 +7,31 @@ use vigil_core::incident::{ActionRequest, Directive};
 /// controller may never delay the next alert.
 pub trait ActionSink: Send {
     /// Starts carrying out `request`; outcomes come back as events.
-    fn dispatch(&mut self, request: &ActionRequest);
+    fn dispatch(&mut self, request: &ActionRequest, context: ActionContext<'_>);
 }
 
-/// Logs every request; the stand-in until the plugin host lands.
+/// What else a sink may want to know about the request's incident.
+#[derive(Clone, Copy, Debug)]
+pub struct ActionContext<'a> {
+    /// The incident as it stands after the change that caused the request (`None` if unknown).
+    pub incident: Option<&'a vigil_core::incident::Incident>,
+    /// The camera's human name.
+    pub camera_name: &'a str,
+}
+
+/// Logs every request; used when no plugin host runs.
 #[derive(Debug, Default)]
 pub struct LogActions;
 
 impl ActionSink for LogActions {
-    fn dispatch(&mut self, request: &ActionRequest) {
+    fn dispatch(&mut self, request: &ActionRequest, _context: ActionContext<'_>) {
         tracing::warn!(
             incident = %request.incident,
             camera = %request.camera,
             location = %request.location,
             drill = request.drill,
             action = %describe(request.directive),
-            "action requested (no plugin host yet: logged only)"
+            "action requested (no plugins: logged only)"
         );
     }
 }

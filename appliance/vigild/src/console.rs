@@ -66,6 +66,16 @@ pub fn format_notice(notice: &Notice) -> String {
             r.location,
             if r.drill { "  [DRILL]" } else { "" }
         ),
+        Notice::ActionResult(o) => {
+            format!(
+                "incident {}: plugin {} {}: {}{}",
+                o.incident,
+                o.plugin,
+                o.directive,
+                o.describe(),
+                if o.drill { " (drill)" } else { "" }
+            )
+        }
         Notice::Redetected { incident, score } => format!("incident {incident}: threat seen again ({score:.2})"),
         Notice::Drill { active, actor } => {
             format!("drill mode {} by {actor}", if *active { "STARTED" } else { "ended" })

@@ -26,7 +26,7 @@ use vigil_core::incident::Actor;
 use vigil_core::{CameraId, Clock};
 use vigil_link::{Incoming, LinkEvent, LinkHandle, Outgoing};
 use vigil_outbox::Outbox;
-use vigil_uplink::telemetry::{CameraHealth, DetectorHealth, IncidentCounts, LinkHealth, OutboxHealth};
+use vigil_uplink::telemetry::{CameraHealth, DetectorHealth, IncidentCounts, LinkHealth, OutboxHealth, PluginHealth};
 use vigil_uplink::{Desired, Reported, Telemetry, Topics, UplinkCommand, Verdict, parse_command, response_with_data};
 
 use crate::pipeline::{Reconfigured, Status};
@@ -82,6 +82,8 @@ pub struct DistrictParts {
     pub clock: Arc<dyn Clock>,
     /// The `log-level` command's effect.
     pub set_log_level: SetLogLevel,
+    /// The plugin host, for `plugin.*` commands and telemetry.
+    pub plugins: Option<Arc<vigil_plugins::PluginHost>>,
 }
 
 /// The running district thread.
@@ -221,7 +223,10 @@ impl Agent {
                 (Ok(()), None)
             }
             UplinkCommand::PluginInstall { .. } | UplinkCommand::PluginRemove { .. } | UplinkCommand::PluginList => {
-                (Err(("unavailable", "this vigild has no plugin host".to_string())), None)
+                match &self.p.plugins {
+                    None => (Err(("unavailable", "this vigild has no plugin host".to_string())), None),
+                    Some(host) => plugin_command(host, request.command.clone(), &request.operator),
+                }
             }
             UplinkCommand::LogLevel(level) => {
                 let r = (self.p.set_log_level)(&level).map_err(|e| ("bad-argument", e));
@@ -400,13 +405,16 @@ impl Agent {
             refused: self.p.refused.load(Ordering::Relaxed),
         };
         let link = self.p.link.status();
-        let t = telemetry(
+        let mut t = telemetry(
             &status,
             fps,
             outbox,
             LinkHealth { session: link.session, connects: link.connects, published: link.published },
             self.p.clock.now().rfc3339(),
         );
+        if let Some(host) = &self.p.plugins {
+            t.plugins = host.list().iter().map(plugin_health).collect();
+        }
         self.p.link.publish(Outgoing {
             topic: self.p.topics.telemetry(),
             payload: t.to_json().into(),
@@ -414,6 +422,68 @@ impl Agent {
             qos1: false,
             correlation: None,
         });
+    }
+}
+
+/// Carries out a `plugin.*` command.
+fn plugin_command(
+    host: &vigil_plugins::PluginHost,
+    command: UplinkCommand,
+    operator: &str,
+) -> (Result<(), (&'static str, String)>, Option<serde_json::Value>) {
+    match command {
+        UplinkCommand::PluginInstall { package } => match host.install(&package) {
+            Ok(p) => {
+                tracing::warn!(plugin = %p.name, version = %p.version, replaced = ?p.replaced, denied = ?p.denied, operator, "plugin installed by the district");
+                let data = serde_json::json!({"name": p.name, "version": p.version, "replaced": p.replaced, "denied": p.denied});
+                (Ok(()), Some(data))
+            }
+            Err(e) => (Err(("plugin-refused", e.to_string())), None),
+        },
+        UplinkCommand::PluginRemove { name } => match host.remove(&name) {
+            Ok(()) => {
+                tracing::warn!(plugin = %name, operator, "plugin removed by the district");
+                (Ok(()), None)
+            }
+            Err(e) => (Err(("plugin-refused", e.to_string())), None),
+        },
+        UplinkCommand::PluginList => {
+            let plugins: Vec<serde_json::Value> = host.list().iter().map(plugin_json).collect();
+            (Ok(()), Some(serde_json::json!({ "plugins": plugins })))
+        }
+        _ => unreachable!("only plugin commands come here"),
+    }
+}
+
+fn plugin_json(p: &vigil_plugins::PluginInfo) -> serde_json::Value {
+    let m = &p.metrics;
+    serde_json::json!({
+        "name": p.name,
+        "version": p.version,
+        "state": p.state.to_string(),
+        "calls": m.calls,
+        "errors": m.errors,
+        "traps": m.traps,
+        "restarts": m.restarts,
+        "avg_latency_us": m.avg_latency_us,
+        "memory_bytes": m.memory_bytes,
+        "status": p.status.as_deref().and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok()),
+    })
+}
+
+fn plugin_health(p: &vigil_plugins::PluginInfo) -> PluginHealth {
+    let m = &p.metrics;
+    PluginHealth {
+        name: p.name.clone(),
+        state: p.state.to_string(),
+        version: p.version.clone(),
+        calls: m.calls,
+        errors: m.errors,
+        traps: m.traps,
+        restarts: m.restarts,
+        avg_latency_us: m.avg_latency_us,
+        memory_bytes: m.memory_bytes,
+        status: p.status.as_deref().and_then(|s| serde_json::from_str(s).ok()),
     }
 }
 

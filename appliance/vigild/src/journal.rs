@@ -80,6 +80,48 @@ impl Journal {
     }
 }
 
+impl Journal {
+    /// Queues a plugin's answer for the district on `alerts/actions` (JSON),
+    /// deleted from the outbox once the broker has it.
+    pub fn record_outcome(&self, outcome: &crate::plugins::ActionOutcome, at: Moment) {
+        let (result, detail) = match &outcome.result {
+            vigil_plugins::ActionResult::Done(d) => ("done", d.as_str()),
+            vigil_plugins::ActionResult::Failed(f) => ("failed", f.as_str()),
+            vigil_plugins::ActionResult::NotApplicable => ("not-applicable", ""),
+        };
+        let id = format!(
+            "{}:{}:result:{}:{}:{}",
+            self.topics.device(),
+            outcome.incident.0,
+            outcome.plugin,
+            outcome.directive,
+            at.unix_ms()
+        );
+        let payload = serde_json::json!({
+            "device": self.topics.device(),
+            "incident": outcome.incident.0,
+            "plugin": outcome.plugin,
+            "action": outcome.directive,
+            "result": result,
+            "detail": detail,
+            "drill": outcome.drill,
+            "at": at.rfc3339(),
+        });
+        let payload = serde_json::to_vec(&payload).expect("a JSON value always serializes");
+        match self.outbox.push_batch(&[(&id, "alerts/actions", &payload)], at.unix_ms()) {
+            Ok(_) => {
+                if let Some(link) = &self.link {
+                    link.wake();
+                }
+            }
+            Err(e) => {
+                self.refused.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(id, error = %e, "a plugin's action result could not be queued for the district");
+            }
+        }
+    }
+}
+
 /// The outbox mark holding the last alert seq journaled for an incident.
 fn mark_key(incident: u64) -> String {
     format!("incident:{incident}")

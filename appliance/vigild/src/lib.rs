@@ -8,6 +8,7 @@ pub mod district;
 mod files;
 pub mod journal;
 pub mod pipeline;
+pub mod plugins;
 pub mod scheduler;
 pub mod stats;
 pub mod supervisor;

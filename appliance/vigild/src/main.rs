@@ -17,9 +17,9 @@ use vigil_detector::Detector;
 use vigil_link::{Endpoint, Identity, Link, LinkEvent, LinkSettings};
 use vigil_outbox::Outbox;
 use vigil_uplink::Topics;
-use vigild::actions::LogActions;
 use vigild::district::{District, DistrictParts, MainRequest, SetLogLevel, read_district_config};
 use vigild::journal::Journal;
+use vigild::plugins::PluginActions;
 use vigild::{Parts, check_files, console};
 
 /// Vigil's supervisor: watches the school's cameras for weapons and raises incidents.
@@ -40,6 +40,9 @@ struct Args {
     #[arg(long)]
     seconds: Option<u64>,
 }
+
+/// How often plugins get `on-tick`.
+const PLUGIN_TICK: Duration = Duration::from_secs(1);
 
 /// The log filter unless `VIGIL_LOG` says otherwise.
 const DEFAULT_LOG: &str = "info,rumqttd=off";
@@ -104,11 +107,23 @@ fn run(args: Args, set_log_level: SetLogLevel) -> anyhow::Result<()> {
         notices.push(tx);
         std::thread::spawn(move || console::print_notices(rx, std::io::stdout()))
     });
+    let plugins = vigild::plugins::start_host(&config.plugins, &config.device.data_dir)?;
+    let (outcomes_tx, outcomes) = crossbeam_channel::unbounded();
+    let (plugin_notices, plugin_events) = crossbeam_channel::unbounded();
+    notices.push(plugin_notices);
+    let events_thread = {
+        let host = plugins.clone();
+        std::thread::Builder::new()
+            .name("plugin-events".into())
+            .spawn(move || vigild::plugins::run_events(host, plugin_events, PLUGIN_TICK))
+            .context("starting the plugin event thread")?
+    };
     let parts = Parts {
         clock: clock.clone(),
         opener: None,
-        actions: Box::new(LogActions),
+        actions: Box::new(PluginActions::new(plugins.clone(), outcomes_tx)),
         journal: uplink.as_ref().map(|u| u.journal()),
+        outcomes: Some(outcomes),
         notices,
     };
     let mut running = vigild::start(&config, detector, parts)?;
@@ -123,6 +138,7 @@ fn run(args: Args, set_log_level: SetLogLevel) -> anyhow::Result<()> {
             running.commands(),
             clock.clone(),
             set_log_level,
+            plugins.clone(),
         )?),
         None => None,
     };
@@ -156,6 +172,8 @@ fn run(args: Args, set_log_level: SetLogLevel) -> anyhow::Result<()> {
         }
     }
     let status = running.shutdown();
+    // The supervisor's notice senders are gone with it, which ends the event thread.
+    let _ = events_thread.join();
     if let Some(u) = uplink {
         u.shutdown();
     }
@@ -291,6 +309,7 @@ impl Uplink {
         commands: crossbeam_channel::Sender<vigild::CommandRequest>,
         clock: Arc<dyn Clock>,
         set_log_level: SetLogLevel,
+        plugins: Arc<vigil_plugins::PluginHost>,
     ) -> anyhow::Result<District> {
         let parts = DistrictParts {
             topics: self.topics.clone(),
@@ -306,6 +325,7 @@ impl Uplink {
             refused: self.refused.clone(),
             clock,
             set_log_level,
+            plugins: Some(plugins),
         };
         District::start(parts).context("starting the district thread")
     }

@@ -42,6 +42,8 @@ pub struct Parts {
     pub actions: Box<dyn ActionSink>,
     /// Queues alerts for the district; `None` without an uplink.
     pub journal: Option<Journal>,
+    /// Plugins' answers to action requests; `None` without plugins.
+    pub outcomes: Option<crossbeam_channel::Receiver<crate::plugins::ActionOutcome>>,
     /// Observers of incidents.
     pub notices: Vec<Sender<Notice>>,
 }
@@ -129,9 +131,10 @@ pub fn start(config: &Config, detector: Detector, parts: Parts) -> anyhow::Resul
 
     let (commands, commands_rx) = crossbeam_channel::bounded(64);
     let (reconfigure, reconfigure_rx) = crossbeam_channel::bounded(1);
+    let outcomes = parts.outcomes.unwrap_or_else(crossbeam_channel::never);
     let supervisor = std::thread::Builder::new()
         .name("supervisor".into())
-        .spawn(move || supervisor.run(results_rx, commands_rx, reconfigure_rx))
+        .spawn(move || supervisor.run(results_rx, commands_rx, reconfigure_rx, outcomes))
         .context("starting the supervisor thread")?;
 
     let (opener, config_opener): (Arc<dyn Opener>, _) = match parts.opener {

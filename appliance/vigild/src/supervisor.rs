@@ -22,7 +22,7 @@ use vigil_detector::Inference;
 use vigil_evidence::Annotation;
 use vigil_store::{AuditEntry, Loaded, Store};
 
-use crate::actions::{ActionSink, describe};
+use crate::actions::{ActionContext, ActionSink, describe};
 use crate::journal::Journal;
 use crate::stats::Histogram;
 
@@ -54,6 +54,8 @@ pub enum Notice {
         /// The new detection's score.
         score: f32,
     },
+    /// A plugin answered an action request.
+    ActionResult(crate::plugins::ActionOutcome),
     /// Drill mode changed.
     Drill {
         /// On or off.
@@ -169,10 +171,12 @@ impl Supervisor {
         inferences: Receiver<Inference>,
         commands: Receiver<CommandRequest>,
         reconfigure: Receiver<(Arc<Config>, Sender<()>)>,
+        outcomes: Receiver<crate::plugins::ActionOutcome>,
     ) {
         for output in self.incidents.resume() {
             if let Output::Dispatch(request) = output {
-                self.dispatch(request, "re-asserted after a restart");
+                let incident = self.incidents.get(request.incident).cloned();
+                self.dispatch(request, "re-asserted after a restart", incident.as_ref());
             }
         }
         loop {
@@ -187,6 +191,9 @@ impl Supervisor {
                 recv(reconfigure) -> msg => if let Ok((config, done)) = msg {
                     self.reconfigure(&config);
                     let _ = done.send(());
+                },
+                recv(outcomes) -> msg => if let Ok(outcome) = msg {
+                    self.on_outcome(outcome);
                 },
             }
         }
@@ -252,6 +259,15 @@ impl Supervisor {
     }
 
     fn apply(&mut self, outputs: Vec<Output>, inference: Option<&Inference>) {
+        // Each incident as it stands after this batch: an all-clear's action
+        // request comes before the transition that closes the incident.
+        let batch: BTreeMap<IncidentId, Incident> = outputs
+            .iter()
+            .filter_map(|o| match o {
+                Output::Raised(i) | Output::Transition(_, i) => Some((i.id, i.clone())),
+                _ => None,
+            })
+            .collect();
         for output in outputs {
             match output {
                 Output::Raised(incident) => {
@@ -298,7 +314,10 @@ impl Supervisor {
                     }
                     self.notify(Notice::Transition { transition, incident });
                 }
-                Output::Dispatch(request) => self.dispatch(request, "dispatched"),
+                Output::Dispatch(request) => {
+                    let incident = batch.get(&request.incident).cloned();
+                    self.dispatch(request, "dispatched", incident.as_ref());
+                }
                 Output::Redetected(id, alarm) => {
                     let entry = AuditEntry {
                         at_unix_ms: alarm.confirmed.unix_ms(),
@@ -342,8 +361,35 @@ impl Supervisor {
         stats.drill = self.incidents.drill();
     }
 
+    /// Records a plugin's answer in the incident's audit trail, queues it for
+    /// the district and announces it.
+    fn on_outcome(&mut self, outcome: crate::plugins::ActionOutcome) {
+        let at = self.clock.now();
+        let entry = AuditEntry {
+            at_unix_ms: at.unix_ms(),
+            actor: format!("plugin:{}", outcome.plugin),
+            event: "action-result".into(),
+            from: None,
+            to: Some(outcome.directive.clone()),
+            reason: outcome.describe(),
+        };
+        self.persist(|s| s.append_audit(outcome.incident, &entry));
+        if let Some(journal) = &self.journal {
+            journal.record_outcome(&outcome, at);
+        }
+        match &outcome.result {
+            vigil_plugins::ActionResult::Failed(why) => {
+                tracing::error!(incident = %outcome.incident, plugin = %outcome.plugin, action = %outcome.directive, error = %why, "ACTION FAILED")
+            }
+            _ => {
+                tracing::info!(incident = %outcome.incident, plugin = %outcome.plugin, action = %outcome.directive, result = %outcome.describe(), "action result")
+            }
+        }
+        self.notify(Notice::ActionResult(outcome));
+    }
+
     /// Records, carries out and announces one action request.
-    fn dispatch(&mut self, request: ActionRequest, reason: &str) {
+    fn dispatch(&mut self, request: ActionRequest, reason: &str, incident: Option<&Incident>) {
         let entry = AuditEntry {
             at_unix_ms: self.clock.now().unix_ms(),
             actor: request.actor.to_string(),
@@ -353,7 +399,9 @@ impl Supervisor {
             reason: if request.drill { format!("{reason} (drill)") } else { reason.to_string() },
         };
         self.persist(|s| s.append_audit(request.incident, &entry));
-        self.actions.dispatch(&request);
+        let camera_name =
+            self.cameras.get(&request.camera).map_or_else(|| request.camera.to_string(), |c| c.name.clone());
+        self.actions.dispatch(&request, ActionContext { incident, camera_name: &camera_name });
         self.notify(Notice::Action(request));
     }
 

@@ -27,6 +27,8 @@ mod incidents;
 mod lifecycle;
 #[path = "e2e/peers.rs"]
 mod peers;
+#[path = "e2e/plugins.rs"]
+mod plugins;
 #[path = "e2e/reconfig.rs"]
 mod reconfig;
 #[path = "e2e/restart.rs"]

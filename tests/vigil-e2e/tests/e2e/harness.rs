@@ -188,7 +188,7 @@ pub fn detector(config: &Config) -> Detector {
 struct Recorder(Arc<Mutex<Vec<ActionRequest>>>);
 
 impl ActionSink for Recorder {
-    fn dispatch(&mut self, request: &ActionRequest) {
+    fn dispatch(&mut self, request: &ActionRequest, _context: vigild::actions::ActionContext<'_>) {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).push(request.clone());
     }
 }
@@ -216,6 +216,7 @@ impl Vigil {
             opener,
             actions: Box::new(Recorder(actions.clone())),
             journal: None,
+            outcomes: None,
             notices: vec![tx],
         };
         let running =
