@@ -152,6 +152,7 @@ fn run_pipeline(args: &Args, cameras: usize) -> anyhow::Result<Row> {
         opener: None,
         actions: Box::new(LogActions),
         journal: None,
+        outcomes: None,
         notices: Vec::new(),
     };
     let running = vigild::start(&config, detector, parts)?;
