@@ -11,7 +11,7 @@ use vigil_peers::{Mosquitto, MosquittoOptions};
 use vigil_plugins::package::{self, Capabilities, Manifest};
 use vigil_uplink::command_json;
 
-use crate::daemon::{DEVICE, Daemon, District, config_text, deduplicated};
+use crate::daemon::{Daemon, District, config_text, deduplicated};
 use crate::harness::WAIT;
 
 /// The folder of the built test components (`cargo xtask test` builds them).
