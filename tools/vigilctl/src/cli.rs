@@ -1,11 +1,13 @@
 //! The command line: clap types, validated into rich values (a device id
 //! becomes its [`Topics`]), and the mapping from a device command on the
 //! command line to the command name and JSON arguments sent to the device.
+//! Plugin keys given as `ed25519:<hex>` become verifying keys here.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use ed25519_dalek::VerifyingKey;
 use serde_json::{Value, json};
 use vigil_config::TlsFiles;
 use vigil_link::Endpoint;
@@ -118,6 +120,9 @@ pub enum Cmd {
         #[arg(value_parser = device)]
         device: Topics,
     },
+    /// Make signing keys, sign and check plugin packages, try them locally; install, remove and list them on a device
+    #[command(subcommand)]
+    Plugin(PluginCmd),
     /// Change a device's log level until it restarts
     LogLevel {
         /// The device
@@ -196,6 +201,116 @@ pub enum ConfigCmd {
     },
 }
 
+/// `plugin …`: the first four need no broker.
+#[derive(Debug, Subcommand)]
+pub enum PluginCmd {
+    /// Make a signing key pair: writes the secret key and prints the public key for `[plugins] trusted_keys`
+    Keygen {
+        /// Where to write the secret key (base64, mode 0600; an existing file is never overwritten)
+        #[arg(short, long, value_name = "KEYFILE")]
+        output: PathBuf,
+    },
+    /// Check a manifest and sign it with a component into a package
+    Sign {
+        /// The plugin's manifest (JSON: name, version, wit, actions, capabilities, config_schema)
+        #[arg(long, value_name = "MANIFEST.json")]
+        manifest: PathBuf,
+        /// The WebAssembly component (built for wasm32-wasip2)
+        #[arg(long, value_name = "FILE.wasm")]
+        component: PathBuf,
+        /// The secret key from `plugin keygen` (not --key, which is the broker's TLS client key)
+        #[arg(long, short = 'k', value_name = "KEYFILE")]
+        signing_key: PathBuf,
+        /// Where to write the package
+        #[arg(short, long, value_name = "PACKAGE.vpk")]
+        output: PathBuf,
+    },
+    /// Check a package's signature against trusted keys and show its manifest
+    Verify {
+        /// The package
+        #[arg(value_name = "PACKAGE.vpk")]
+        package: PathBuf,
+        /// A public key the package may be signed by, as ed25519:<hex> (repeatable)
+        #[arg(long, required = true, value_name = "ed25519:HEX", value_parser = trusted_key)]
+        trust: Vec<VerifyingKey>,
+    },
+    /// Run a package here, in the device's plugin host, on a sample incident event (and action request)
+    ///
+    /// The plugin's log lines go to stderr; its result, status and metrics to stdout. Exits 0 if the
+    /// plugin ran (even if it answered failed), 1 if the host refused to install it.
+    Run(RunArgs),
+    /// Send a package to a device, which verifies, health-checks and starts it (replacing an older version)
+    Install {
+        /// The device
+        #[arg(value_parser = device)]
+        device: Topics,
+        /// The package from `plugin sign`
+        #[arg(value_name = "PACKAGE.vpk")]
+        package: PathBuf,
+    },
+    /// Stop a plugin on a device and delete it with its stored data
+    Remove {
+        /// The device
+        #[arg(value_parser = device)]
+        device: Topics,
+        /// The plugin's name
+        name: String,
+    },
+    /// Show the plugins on a device: state, counters, latency, memory (--json: the device's array)
+    List {
+        /// The device
+        #[arg(value_parser = device)]
+        device: Topics,
+    },
+}
+
+/// `plugin run`'s arguments.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The package from `plugin sign`
+    #[arg(value_name = "PACKAGE.vpk")]
+    pub package: PathBuf,
+    /// The incident event to send
+    #[arg(long, value_name = "EVENT")]
+    pub event: SampleEvent,
+    /// With --event action: the action requested [default: lockdown]
+    #[arg(long)]
+    pub action: Option<Action>,
+    /// Make the sample incident a drill
+    #[arg(long)]
+    pub drill: bool,
+    /// The plugin's config, as its grant on a device gives it (a JSON object)
+    #[arg(long, value_name = "JSON", value_parser = json_object)]
+    pub config: Option<Value>,
+    /// Grant a network endpoint the manifest asks for (repeatable)
+    #[arg(long, value_name = "HOST:PORT")]
+    pub network: Vec<String>,
+    /// Grant this folder as the read-only /data the manifest asks for
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// A public key the package may be signed by, as ed25519:<hex> (repeatable)
+    #[arg(long, value_name = "ed25519:HEX", value_parser = trusted_key, required_unless_present = "trust_any")]
+    pub trust: Vec<VerifyingKey>,
+    /// Trust whoever signed the package (for trying your own builds; a device trusts only its configured keys)
+    #[arg(long, conflicts_with = "trust")]
+    pub trust_any: bool,
+}
+
+/// The incident events `plugin run` can send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SampleEvent {
+    /// A threat was detected
+    Raised,
+    /// An operator verified it
+    Verified,
+    /// An operator dismissed it
+    Dismissed,
+    /// An action was requested: the event, then the action request (see --action)
+    Action,
+    /// The response ended: the event, then the all-clear request
+    AllClear,
+}
+
 /// Standard Response Protocol actions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Action {
@@ -251,7 +366,13 @@ impl Cmd {
             Cmd::Drill(DrillCmd::Stop { device }) => (device, command("drill.stop", json!({}))),
             Cmd::Rebirth { device } => (device, command("rebirth", json!({}))),
             Cmd::LogLevel { device, level } => (device, command("log-level", json!({"level": value_name(level)}))),
-            Cmd::Status { .. } | Cmd::Watch { .. } | Cmd::Config(_) | Cmd::Snapshot { .. } => return None,
+            Cmd::Plugin(PluginCmd::Remove { device, name }) => {
+                (device, command("plugin.remove", json!({"name": name})))
+            }
+            Cmd::Plugin(PluginCmd::List { device }) => (device, command("plugin.list", json!({}))),
+            Cmd::Status { .. } | Cmd::Watch { .. } | Cmd::Config(_) | Cmd::Snapshot { .. } | Cmd::Plugin(_) => {
+                return None;
+            }
         })
     }
 }
@@ -345,6 +466,23 @@ fn camera(id: &str) -> Result<String, String> {
     Ok(id.to_string())
 }
 
+/// A trusted plugin signing key: `ed25519:<hex>`, as in the device's `[plugins] trusted_keys`.
+fn trusted_key(text: &str) -> Result<VerifyingKey, String> {
+    let hex = text
+        .strip_prefix("ed25519:")
+        .ok_or_else(|| format!("{text:?}: write the key as ed25519:<64 hex digits>, as `plugin keygen` prints it"))?;
+    vigil_plugins::package::verifying_key_from_hex(hex).map_err(|e| e.to_string())
+}
+
+/// A JSON object.
+fn json_object(text: &str) -> Result<Value, String> {
+    match serde_json::from_str(text) {
+        Ok(v @ Value::Object(_)) => Ok(v),
+        Ok(_) => Err("expected a JSON object, like '{\"relay\": 2}'".into()),
+        Err(e) => Err(format!("not JSON: {e}")),
+    }
+}
+
 /// An operator name the device accepts.
 fn operator(name: &str) -> Result<String, String> {
     let n = name.chars().count();
@@ -407,6 +545,19 @@ mod tests {
     }
 
     #[test]
+    fn plugin_remove_and_list_map_to_the_wire() {
+        let (_, remove) = sent(&["plugin", "remove", "d", "door-lock"]);
+        assert_eq!((remove.name, remove.args), ("plugin.remove", json!({"name": "door-lock"})));
+        let (_, list) = sent(&["plugin", "list", "d"]);
+        assert_eq!((list.name, list.args), ("plugin.list", json!({})));
+        let (_, public) = vigil_plugins::package::keygen();
+        let hex = vigil_plugins::package::verifying_key_to_hex(&public);
+        assert_eq!(trusted_key(&format!("ed25519:{hex}")).unwrap(), public);
+        assert!(trusted_key(&hex).unwrap_err().contains("ed25519:<64 hex digits>"));
+        assert!(trusted_key("ab").unwrap_err().contains("ed25519:<64 hex digits>"));
+    }
+
+    #[test]
     fn the_other_commands_are_not_single_requests() {
         for args in [
             &["status"][..],
@@ -414,6 +565,9 @@ mod tests {
             &["config", "get", "d"],
             &["config", "push", "d", "vigil.toml", "--version", "4"],
             &["snapshot", "d", "hall-1", "-o", "x.jpg"],
+            &["plugin", "install", "d", "p.vpk"],
+            &["plugin", "keygen", "-o", "k"],
+            &["plugin", "run", "p.vpk", "--event", "raised", "--trust-any"],
         ] {
             assert!(cli(args).command.device_command().is_none(), "{args:?}");
         }
@@ -432,6 +586,11 @@ mod tests {
             &["status", "--timeout", "0"],
             &["status", "--cert", "c.pem"],
             &["status", "--operator", ""],
+            &["plugin", "run", "p.vpk", "--event", "raised"],
+            &["plugin", "run", "p.vpk", "--event", "raised", "--trust-any", "--trust", "ed25519:00"],
+            &["plugin", "run", "p.vpk", "--event", "exploded", "--trust-any"],
+            &["plugin", "run", "p.vpk", "--event", "raised", "--trust-any", "--config", "[1]"],
+            &["plugin", "verify", "p.vpk"],
         ] {
             let argv = std::iter::once("vigilctl").chain(args.iter().copied());
             let err = Cli::try_parse_from(argv).expect_err(&format!("{args:?} is refused"));

@@ -1,11 +1,12 @@
 //! Everything `vigilctl` prints for people, as pure functions of what it
 //! received: the status table, alert and status lines, command results,
-//! config reports and the progress line.
+//! config reports, plugin manifests, runs and tables, and the progress line.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use serde_json::Value;
+use serde_json::{Value, json};
+use vigil_plugins::{ActionResult, Directive, InstalledPlugin, Manifest, Metrics, PluginInfo};
 use vigil_uplink::{CommandResponse, Reported, StatusDoc, Telemetry, Verdict};
 
 use crate::cli::DeviceCommand;
@@ -244,6 +245,161 @@ pub fn utc_clock(unix_s: u64) -> String {
     format!("{:02}:{:02}:{:02}Z", s / 3600, s / 60 % 60, s % 60)
 }
 
+/// A manifest for `plugin verify`, one field per line.
+pub fn manifest(m: &Manifest, component_bytes: usize) -> String {
+    let caps = &m.capabilities;
+    let mut asks: Vec<String> = caps.network.iter().map(|n| format!("network {n}")).collect();
+    asks.extend(caps.serial.iter().map(|s| format!("serial {s}")));
+    if caps.data {
+        asks.push("data folder".into());
+    }
+    let mut out = format!(
+        "plugin {} {} (vigil:plugin@{})
+",
+        m.name, m.version, m.wit
+    );
+    if !m.description.is_empty() {
+        let _ = writeln!(out, "description: {}", m.description);
+    }
+    let _ = writeln!(out, "actions: {}", list_or(&m.actions, "none"));
+    let _ = writeln!(out, "capabilities: {}", list_or(&asks, "none"));
+    let _ = writeln!(out, "component: {component_bytes} bytes");
+    out
+}
+
+fn list_or(items: &[String], empty: &str) -> String {
+    if items.is_empty() { empty.into() } else { items.join(", ") }
+}
+
+/// A directive as the device's logs write it: `activate:lockdown`.
+pub fn directive_name(directive: Directive) -> String {
+    match directive {
+        Directive::Activate(a) => format!("activate:{}", a.name()),
+        Directive::Revert(a) => format!("revert:{}", a.name()),
+        Directive::AllClear => "all-clear".into(),
+    }
+}
+
+/// What `plugin run` saw the plugin do.
+pub fn plugin_run(
+    installed: &InstalledPlugin,
+    trust: &str,
+    event: &str,
+    result: Option<&(Directive, Option<ActionResult>)>,
+    status: Option<&Value>,
+    info: Option<&PluginInfo>,
+) -> String {
+    let mut out = format!(
+        "installed {} {}, {trust}
+",
+        installed.name, installed.version
+    );
+    let g = &installed.granted;
+    let mut granted: Vec<String> = g.network.iter().map(|n| format!("network {n}")).collect();
+    granted.extend(g.serial.iter().map(|s| format!("serial {s}")));
+    if g.data {
+        granted.push("data folder".into());
+    }
+    let _ = writeln!(out, "granted: {}", list_or(&granted, "nothing"));
+    if !installed.denied.is_empty() {
+        let _ = writeln!(out, "denied: {}", installed.denied.join(", "));
+    }
+    let _ = writeln!(out, "event: {event} sent");
+    if let Some((directive, result)) = result {
+        let directive = directive_name(*directive);
+        let result = match result {
+            Some(ActionResult::Done(detail)) => format!("done: {detail}"),
+            Some(ActionResult::Failed(detail)) => format!("failed: {detail}"),
+            Some(ActionResult::NotApplicable) => "not-applicable".into(),
+            None => "no answer: the manifest's actions do not include it".into(),
+        };
+        let _ = writeln!(out, "action {directive}: {result}");
+    }
+    let status = status.map_or("none published".into(), Value::to_string);
+    let _ = writeln!(out, "status: {status}");
+    if let Some(info) = info {
+        let m = &info.metrics;
+        let _ = writeln!(out, "state: {}", info.state);
+        let _ = writeln!(
+            out,
+            "metrics: calls {}, errors {}, traps {}, restarts {}, dropped {}, denied connects {}, \
+             avg latency {} µs, memory {}",
+            m.calls,
+            m.errors,
+            m.traps,
+            m.restarts,
+            m.dropped,
+            m.denied_connects,
+            m.avg_latency_us,
+            bytes(m.memory_bytes)
+        );
+    }
+    out
+}
+
+/// A plugin's counters as JSON, named as in the device's `plugin.list`.
+pub fn metrics_json(m: &Metrics) -> Value {
+    json!({
+        "calls": m.calls, "errors": m.errors, "traps": m.traps, "restarts": m.restarts, "dropped": m.dropped,
+        "denied_connects": m.denied_connects, "last_latency_us": m.last_latency_us,
+        "avg_latency_us": m.avg_latency_us, "memory_bytes": m.memory_bytes,
+    })
+}
+
+/// A size as people read it: `512 B`, `64 KiB`, `1.5 MiB`.
+fn bytes(n: u64) -> String {
+    match n {
+        0..1024 => format!("{n} B"),
+        1024..1_048_576 => format!("{} KiB", n / 1024),
+        _ => format!("{:.1} MiB", n as f64 / 1_048_576.0),
+    }
+}
+
+/// The device's answer to `plugin install`.
+pub fn plugin_installed(device: &str, data: Option<&Value>) -> String {
+    let field = |k: &str| data.and_then(|d| d.get(k)).and_then(Value::as_str);
+    let mut out = format!("{device}: installed {} {}", field("name").unwrap_or("?"), field("version").unwrap_or("?"));
+    if let Some(old) = field("replaced") {
+        let _ = write!(out, " (replaced {old})");
+    }
+    out.push('\n');
+    let denied: Vec<String> = data
+        .and_then(|d| d.get("denied"))
+        .and_then(Value::as_array)
+        .map(|a| a.iter().map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string)).collect())
+        .unwrap_or_default();
+    if !denied.is_empty() {
+        let _ = writeln!(out, "denied (not in its grant on {device}): {}", denied.join(", "));
+    }
+    out
+}
+
+/// The `plugin list` table, from the device's `data.plugins`.
+pub fn plugin_table(device: &str, plugins: &[Value]) -> String {
+    if plugins.is_empty() {
+        return format!("{device} has no plugins installed\n");
+    }
+    let header = ["NAME", "VERSION", "STATE", "CALLS", "ERRORS", "TRAPS", "RESTARTS", "AVG LATENCY", "MEMORY"];
+    let mut rows = vec![header.map(String::from).to_vec()];
+    for p in plugins {
+        let text = |k: &str| p.get(k).and_then(Value::as_str).unwrap_or("-").to_string();
+        let number = |k: &str| p.get(k).and_then(Value::as_u64);
+        let count = |k: &str| number(k).map_or("-".into(), |n| n.to_string());
+        rows.push(vec![
+            text("name"),
+            text("version"),
+            text("state"),
+            count("calls"),
+            count("errors"),
+            count("traps"),
+            count("restarts"),
+            number("avg_latency_us").map_or("-".into(), |n| format!("{n} µs")),
+            number("memory_bytes").map_or("-".into(), bytes),
+        ]);
+    }
+    table(&rows)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -368,5 +524,32 @@ z             unknown                    -        -        2 streaming, 1 stalle
         assert_eq!(short_time("yesterday"), "yesterday");
         assert_eq!(clock_of("2027-01-15T08:00:05.000Z"), "08:00:05Z");
         assert_eq!(utc_clock(1_800_000_005), "08:00:05Z");
+    }
+
+    #[test]
+    fn plugin_tables_show_the_devices_counters() {
+        let plugins = [json!({
+            "name": "door-lock", "version": "1.2.0", "state": "running", "calls": 12, "errors": 1, "traps": 0,
+            "restarts": 0, "avg_latency_us": 850, "memory_bytes": 1_572_864, "status": {"doors": "locked"},
+        })];
+        let table = plugin_table("d", &plugins);
+        assert_eq!(
+            table,
+            "NAME       VERSION  STATE    CALLS  ERRORS  TRAPS  RESTARTS  AVG LATENCY  MEMORY\n\
+             door-lock  1.2.0    running  12     1       0      0         850 µs       1.5 MiB\n"
+        );
+        assert_eq!(plugin_table("d", &[]), "d has no plugins installed\n");
+    }
+
+    #[test]
+    fn install_answers_name_what_was_replaced_and_denied() {
+        let data =
+            json!({"name": "door-lock", "version": "1.2.0", "replaced": "1.1.0", "denied": ["network 10.0.0.5:4070"]});
+        assert_eq!(
+            plugin_installed("d", Some(&data)),
+            "d: installed door-lock 1.2.0 (replaced 1.1.0)\ndenied (not in its grant on d): network 10.0.0.5:4070\n"
+        );
+        let fresh = json!({"name": "door-lock", "version": "1.2.0", "replaced": null, "denied": []});
+        assert_eq!(plugin_installed("d", Some(&fresh)), "d: installed door-lock 1.2.0\n");
     }
 }

@@ -66,6 +66,8 @@ impl FakeDevice {
         let addr = broker.addr();
         let mut options = MqttOptions::new("fake-vigild", addr.ip().to_string(), addr.port());
         options.set_keep_alive(Duration::from_secs(30));
+        // As vigild's uplink: plugin.install messages are far above rumqttc's default limit.
+        options.set_max_packet_size(Some(vigil_link::MAX_PACKET));
         let (client, mut connection) = Client::new(options, 64);
         let seen = Arc::new(Mutex::new(Seen::default()));
         let (ready_tx, ready_rx) = mpsc::channel();
@@ -230,6 +232,24 @@ fn on_command(client: &Client, topics: &Topics, name: &str, payload: &[u8], prop
             answer(id, Err(("unknown-camera", &format!("no camera {:?} in the config", camera.as_str()))), None)
         }
         UplinkCommand::Rebirth | UplinkCommand::LogLevel(_) => answer(id, Ok(()), None),
+        UplinkCommand::PluginInstall { package } if package.starts_with(b"VIGILPKG") => {
+            let data = json!({"name": "door-lock", "version": "1.2.0", "replaced": "1.1.0", "denied": ["serial relay"], "bytes": package.len()});
+            answer(id, Ok(()), Some(data))
+        }
+        UplinkCommand::PluginInstall { .. } => {
+            answer(id, Err(("bad-package", "not a Vigil plugin package (no VIGILPKG header)")), None)
+        }
+        UplinkCommand::PluginRemove { name } if name == "door-lock" => answer(id, Ok(()), None),
+        UplinkCommand::PluginRemove { name } => {
+            answer(id, Err(("unknown-plugin", &format!("no plugin named {name} is installed"))), None)
+        }
+        UplinkCommand::PluginList => {
+            let plugins = json!([{
+                "name": "door-lock", "version": "1.2.0", "state": "running", "calls": 40, "errors": 2, "traps": 1,
+                "restarts": 1, "avg_latency_us": 1200, "memory_bytes": 2_097_152, "status": {"doors": "locked"},
+            }]);
+            answer(id, Ok(()), Some(json!({"plugins": plugins})))
+        }
     }
 }
 
@@ -331,6 +351,50 @@ fn commands_the_device_carries_out_exit_0() {
     let (name, operator, correlated, expiry) = seen.commands.last().unwrap();
     assert_eq!((name.as_str(), operator.as_str(), *correlated), ("incident.dismiss", "sro@district", true));
     assert!(expiry.is_some_and(|e| e <= 5), "the command expires when vigilctl stops waiting: {expiry:?}");
+}
+
+#[test]
+fn plugin_install_list_and_remove_talk_to_the_device() {
+    let broker = broker();
+    let _device = FakeDevice::start(&broker);
+    let url = url(&broker);
+    let dir = tempfile::tempdir().unwrap();
+    // Bigger than any other command, yet within the embedded broker's 1 MiB packet limit
+    // (devices accept up to 4 MiB; the district's broker must allow that much).
+    let mut package = b"VIGILPKG".to_vec();
+    package.resize(700_000, 0x5A);
+    let file = dir.path().join("door-lock.vpk");
+    std::fs::write(&file, &package).unwrap();
+    let install = vigilctl(&url, &["plugin", "install", DEVICE, path(&file)]);
+    assert_eq!(install.code, 0, "{}", install.stderr);
+    assert_eq!(
+        install.stdout,
+        "test-hs: installed door-lock 1.2.0 (replaced 1.1.0)\ndenied (not in its grant on test-hs): serial relay\n"
+    );
+    let json = vigilctl(&url, &["--json", "plugin", "install", DEVICE, path(&file)]);
+    let response: Value = serde_json::from_str(json.stdout.trim()).unwrap();
+    assert_eq!(response["data"]["bytes"], package.len(), "the device got every byte");
+
+    std::fs::write(&file, b"not a package").unwrap();
+    let refused = vigilctl(&url, &["plugin", "install", DEVICE, path(&file)]);
+    assert_eq!(refused.code, 1);
+    assert!(refused.stderr.contains("refused: bad-package: not a Vigil plugin package"), "{}", refused.stderr);
+
+    let list = vigilctl(&url, &["plugin", "list", DEVICE]);
+    assert_eq!(list.code, 0, "{}", list.stderr);
+    assert!(
+        list.stdout.starts_with("NAME       VERSION  STATE    CALLS  ERRORS  TRAPS  RESTARTS  AVG LATENCY  MEMORY\n")
+    );
+    assert!(list.stdout.contains("door-lock  1.2.0    running  40     2       1      1         1200 µs      2.0 MiB"));
+    let json = vigilctl(&url, &["--json", "plugin", "list", DEVICE]);
+    let plugins: Value = serde_json::from_str(json.stdout.trim()).unwrap();
+    assert_eq!(plugins[0]["status"]["doors"], "locked");
+
+    let removed = vigilctl(&url, &["plugin", "remove", DEVICE, "door-lock"]);
+    assert_eq!((removed.code, removed.stdout.trim()), (0, "test-hs: plugin.remove name=door-lock: done"));
+    let unknown = vigilctl(&url, &["plugin", "remove", DEVICE, "fog-horn"]);
+    assert_eq!(unknown.code, 1);
+    assert!(unknown.stderr.contains("refused: unknown-plugin"), "{}", unknown.stderr);
 }
 
 #[test]

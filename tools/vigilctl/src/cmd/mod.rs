@@ -3,6 +3,7 @@
 
 mod config;
 mod device;
+mod plugin;
 mod snapshot;
 mod status;
 mod watch;
@@ -12,7 +13,7 @@ use std::time::Duration;
 use serde_json::Value;
 use vigil_uplink::Topics;
 
-use crate::cli::{Cli, Cmd, ConfigCmd};
+use crate::cli::{Cli, Cmd, ConfigCmd, PluginCmd};
 use crate::conn::{Conn, Message};
 use crate::failure::Failure;
 use crate::fleet::Fleet;
@@ -53,14 +54,34 @@ impl Ctx {
     }
 }
 
+impl Ctx {
+    fn new(cli: &Cli) -> Ctx {
+        Ctx { operator: cli.global.operator(), timeout: cli.global.timeout(), json: cli.global.json }
+    }
+}
+
+/// Runs the commands that need no broker (plugin keys, packages and the local
+/// harness); `None` for the others. Called outside the async runtime: the
+/// plugin host blocks, and WASI's blocking calls refuse to run inside one.
+pub fn run_local(cli: &Cli) -> Option<Result<(), Failure>> {
+    match &cli.command {
+        Cmd::Plugin(command) => plugin::local(command, &Ctx::new(cli)),
+        _ => None,
+    }
+}
+
 /// Runs the command line: checks what needs no broker, connects, runs the
 /// command and disconnects.
 pub async fn run(cli: Cli) -> Result<(), Failure> {
+    let ctx = Ctx::new(&cli);
     let endpoint = cli.global.endpoint()?;
-    let ctx = Ctx { operator: cli.global.operator(), timeout: cli.global.timeout(), json: cli.global.json };
     let desired_toml = match &cli.command {
         Cmd::Config(ConfigCmd::Push { file, .. }) => Some(config::read(file)?),
         _ => None,
+    };
+    let package = match &cli.command {
+        Cmd::Plugin(PluginCmd::Install { package, .. }) => plugin::read_package(package)?,
+        _ => Vec::new(),
     };
     let mut conn = Conn::connect(&endpoint, ctx.timeout).await?;
     let result = match cli.command {
@@ -71,6 +92,8 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             config::push(&mut conn, &ctx, &device, desired_toml.unwrap_or_default(), version).await
         }
         Cmd::Snapshot { device, camera, output } => snapshot::run(&mut conn, &ctx, &device, &camera, &output).await,
+        Cmd::Plugin(PluginCmd::Install { device, .. }) => plugin::install(&mut conn, &ctx, &device, &package).await,
+        Cmd::Plugin(PluginCmd::List { device }) => plugin::list(&mut conn, &ctx, &device).await,
         other => match other.device_command() {
             Some((device, command)) => device::run(&mut conn, &ctx, device, &command).await,
             None => Err(Failure::Usage(format!("{other:?} is not a device command"))),
