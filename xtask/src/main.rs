@@ -60,6 +60,26 @@ fn option<T: std::str::FromStr>(args: &[String], name: &str) -> Result<Option<T>
     }
 }
 
+/// Builds the sample plugin and signs it with the demo key into
+/// `target/demo-plugins`, the install folder of the shipped demo configs.
+/// The demo key is public (it is in the repository): never trust it on a real device.
+fn demo_plugins(env: &Env) -> Result<(), String> {
+    let wasm = plugins::build(&env.root)?;
+    let out = env.root.join("target/demo-plugins");
+    std::fs::create_dir_all(&out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
+    env.run(
+        Command::new(env.root.join("target/release/vigilctl"))
+            .args(["plugin", "sign", "--manifest"])
+            .arg(env.root.join("plugins/template/manifest.json"))
+            .arg("--component")
+            .arg(wasm.join("vigil_plugin_template.wasm"))
+            .arg("--signing-key")
+            .arg(env.root.join("config/demo-plugins.key"))
+            .arg("-o")
+            .arg(out.join("template.vpk")),
+    )
+}
+
 fn demo(args: &[String]) -> Result<(), String> {
     let env = Env::prepare()?;
     let config: PathBuf = option(args, "--config")?.unwrap_or_else(|| env.root.join("config/demo.toml"));
@@ -73,7 +93,8 @@ fn demo(args: &[String]) -> Result<(), String> {
             }
         }
     }
-    env.cargo(&["build", "--release", "--package", "vigild"])?;
+    env.cargo(&["build", "--release", "--package", "vigild", "--package", "vigilctl"])?;
+    demo_plugins(&env)?;
     let mut cmd = Command::new(env.root.join("target/release/vigild"));
     cmd.arg("--config").arg(&config).arg("--console");
     // The console already shows every incident; keep the log to warnings unless asked.

@@ -201,6 +201,9 @@ impl Running {
         if config.uplink != old.uplink {
             return Err("[uplink] changes take effect only when vigild restarts".into());
         }
+        if config.plugins != old.plugins {
+            return Err("[plugins] changes take effect only when vigild restarts".into());
+        }
         let mut report = Reconfigured::default();
         for c in &old.cameras {
             match config.camera(&c.id) {
