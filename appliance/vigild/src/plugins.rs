@@ -143,6 +143,16 @@ impl PluginActions {
 
 impl ActionSink for PluginActions {
     fn dispatch(&mut self, request: &ActionRequest, context: ActionContext<'_>) {
+        // Logged whether or not a plugin subscribes: the log must show every action ordered.
+        tracing::warn!(
+            incident = %request.incident,
+            camera = %request.camera,
+            location = %request.location,
+            drill = request.drill,
+            action = %describe(request.directive),
+            actor = %request.actor,
+            "action requested"
+        );
         let plugin_request = vigil_plugins::ActionRequest {
             incident: plugin_incident_for(request, context),
             directive: match request.directive {
