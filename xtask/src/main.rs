@@ -155,6 +155,8 @@ fn bench(args: &[String]) -> Result<(), String> {
     let mut cmd = Command::new(env.root.join("target/release/vigil-bench"));
     cmd.arg("--ingest").arg(env.root.join("target/release/ingest"));
     cmd.arg("--uplink").arg(env.root.join("target/release/uplink"));
+    plugins::build(&env.root)?;
+    cmd.arg("--plugins").arg(env.root.join("target/release/plugins"));
     cmd.arg("--model")
         .arg(env.models.join("yolov8n-640.xml"))
         .arg("--labels")

@@ -2,7 +2,7 @@
 //! letterbox, asynchronous inference, decoding, confirmation) on a model of
 //! YOLOv8n's cost, against OpenVINO's own `benchmark_app` on the same model
 //! and device, measured in the same run. `cargo xtask bench` runs it.
-//! `--ingest` and `--uplink` run those benchmark binaries too and merge their JSON.
+//! `--ingest`, `--uplink` and `--plugins` run those benchmark binaries too and merge their JSON.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -30,6 +30,7 @@ struct Args {
     hint: String,
     ingest: Option<PathBuf>,
     uplink: Option<PathBuf>,
+    plugins: Option<PathBuf>,
     json: bool,
 }
 
@@ -47,6 +48,7 @@ fn parse_args() -> anyhow::Result<Args> {
         hint: "throughput".into(),
         ingest: None,
         uplink: None,
+        plugins: None,
         json: false,
     };
     let mut args = std::env::args().skip(1);
@@ -64,6 +66,7 @@ fn parse_args() -> anyhow::Result<Args> {
             "--hint" => a.hint = value()?,
             "--ingest" => a.ingest = Some(value()?.into()),
             "--uplink" => a.uplink = Some(value()?.into()),
+            "--plugins" => a.plugins = Some(value()?.into()),
             "--cameras" => {
                 a.cameras =
                     value()?.split(',').map(|n| n.trim().parse()).collect::<Result<_, _>>().context("--cameras")?
@@ -80,7 +83,7 @@ fn parse_args() -> anyhow::Result<Args> {
     }
     if a.model.as_os_str().is_empty() || a.labels.as_os_str().is_empty() {
         bail!(
-            "usage: vigil-bench --model M.xml --labels L --benchmark-app PATH [--seconds N] [--cameras 1,4,16] [--fps N] [--device CPU] [--requests N] [--hint throughput|latency] [--ingest PATH] [--uplink PATH] [--json]"
+            "usage: vigil-bench --model M.xml --labels L --benchmark-app PATH [--seconds N] [--cameras 1,4,16] [--fps N] [--device CPU] [--requests N] [--hint throughput|latency] [--ingest PATH] [--uplink PATH] [--plugins PATH] [--json]"
         );
     }
     Ok(a)
@@ -220,6 +223,13 @@ fn main() -> anyhow::Result<()> {
         }
         None => None,
     };
+    let plugins = match &args.plugins {
+        Some(bin) => {
+            eprintln!("vigil-bench: plugin host against native trait calls");
+            Some(plugins_run(bin)?)
+        }
+        None => None,
+    };
     let reference = Reference {
         fps: (first.fps + second.fps) / 2.0,
         median_latency_ms: (first.median_latency_ms + second.median_latency_ms) / 2.0,
@@ -266,6 +276,14 @@ fn main() -> anyhow::Result<()> {
             "alert_latency_p50_ms": uplink.as_ref().and_then(|u| u.get("alert_latency_p50_ms")).cloned(),
             "alert_latency_p99_ms": uplink.as_ref().and_then(|u| u.get("alert_latency_p99_ms")).cloned(),
             "uplink": uplink,
+            // The plugin host's headlines; the whole measurement is under "plugins".
+            "plugin_instantiate_us": plugins.as_ref().and_then(|p| p.get("plugin_instantiate_us")).cloned(),
+            "plugin_call_us": plugins.as_ref().and_then(|p| p.get("plugin_call_us")).cloned(),
+            "native_call_us": plugins.as_ref().and_then(|p| p.get("native_call_us")).cloned(),
+            "plugin_restart_ms": plugins.as_ref().and_then(|p| p.get("plugin_restart_ms")).cloned(),
+            "plugin_idle_mib": plugins.as_ref().and_then(|p| p.get("plugin_idle_mib")).cloned(),
+            "dispatch20_us": plugins.as_ref().and_then(|p| p.get("dispatch20_us")).cloned(),
+            "plugins": plugins,
         });
         println!("{}", serde_json::to_string_pretty(&doc)?);
     } else {
@@ -292,6 +310,21 @@ fn main() -> anyhow::Result<()> {
                 u["alert_latency_reference_p99_ms"],
                 u["alert_latency_added_p99_ms"],
                 u["alert_latency_added_p99_target_ms"]
+            );
+        }
+        if let Some(p) = &plugins {
+            println!(
+                "plugins: instantiate {} µs, call {} µs (native {} µs direct, {} µs with the same hand-off), restart {} ms ({} ms backoff; {} ms without), idle {} MiB each, 20-plugin dispatch p50 {} µs p99 {} µs",
+                p["plugin_instantiate_us"],
+                p["plugin_call_us"],
+                p["native_call_us"],
+                p["native_handoff_call_us"],
+                p["plugin_restart_ms"],
+                p["plugin_restart_backoff_ms"],
+                p["plugin_restart_zero_backoff_ms"],
+                p["plugin_idle_mib"],
+                p["dispatch20_us"],
+                p["dispatch20_p99_us"]
             );
         }
         println!(
@@ -355,6 +388,21 @@ fn uplink_run(bin: &Path) -> anyhow::Result<serde_json::Value> {
     let text = String::from_utf8_lossy(&out.stdout);
     let line = text.lines().find(|l| l.starts_with('{')).context("no JSON from the uplink benchmark")?;
     serde_json::from_str(line).context("the uplink benchmark's output")
+}
+
+/// Runs the plugin host benchmark binary; its progress goes to our stderr.
+fn plugins_run(bin: &Path) -> anyhow::Result<serde_json::Value> {
+    let out = Command::new(bin)
+        .arg("--json")
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .with_context(|| format!("running {}", bin.display()))?;
+    if !out.status.success() {
+        bail!("the plugin host benchmark failed ({}); its messages are above", out.status);
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().find(|l| l.starts_with('{')).context("no JSON from the plugin host benchmark")?;
+    serde_json::from_str(line).context("the plugin host benchmark's output")
 }
 
 fn round(v: f64) -> f64 {
