@@ -179,15 +179,7 @@ pub fn build(manifest: &Manifest, component: &[u8], key: &SigningKey) -> Vec<u8>
 
 /// Parses and verifies a package against the trusted keys, then validates the manifest.
 pub fn open(bytes: &[u8], trusted: &[VerifyingKey]) -> Result<Package, PackageError> {
-    if bytes.len() < MAGIC.len() || &bytes[..MAGIC.len()] != MAGIC {
-        return Err(PackageError::NotAPackage);
-    }
-    let mut rest = &bytes[MAGIC.len()..];
-    let version = *rest.first().ok_or(PackageError::Truncated("no format version"))?;
-    if version != FORMAT_VERSION {
-        return Err(PackageError::UnsupportedFormat(version));
-    }
-    rest = &rest[1..];
+    let mut rest = after_header(bytes)?;
     let manifest_json = take_prefixed(&mut rest, "manifest")?;
     let component = take_prefixed(&mut rest, "component")?;
     if rest.len() < SIGNATURE_BLOCK {
@@ -216,17 +208,22 @@ pub fn open(bytes: &[u8], trusted: &[VerifyingKey]) -> Result<Package, PackageEr
 /// The manifest of a package WITHOUT checking its signature: only to decide
 /// whether a package is worth installing (its name and version); never trust it.
 pub fn peek(bytes: &[u8]) -> Result<Manifest, PackageError> {
+    let mut rest = after_header(bytes)?;
+    let manifest_json = take_prefixed(&mut rest, "manifest")?;
+    serde_json::from_slice(manifest_json).map_err(|e| PackageError::ManifestInvalid(format!("not a manifest: {e}")))
+}
+
+/// The bytes after the magic and a supported format version.
+fn after_header(bytes: &[u8]) -> Result<&[u8], PackageError> {
     if bytes.len() < MAGIC.len() || &bytes[..MAGIC.len()] != MAGIC {
         return Err(PackageError::NotAPackage);
     }
-    let mut rest = &bytes[MAGIC.len()..];
+    let rest = &bytes[MAGIC.len()..];
     let version = *rest.first().ok_or(PackageError::Truncated("no format version"))?;
     if version != FORMAT_VERSION {
         return Err(PackageError::UnsupportedFormat(version));
     }
-    rest = &rest[1..];
-    let manifest_json = take_prefixed(&mut rest, "manifest")?;
-    serde_json::from_slice(manifest_json).map_err(|e| PackageError::ManifestInvalid(format!("not a manifest: {e}")))
+    Ok(&rest[1..])
 }
 
 /// Checks a manifest's rules (the WIT version is the host's business, not this one's).

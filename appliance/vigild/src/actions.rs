@@ -25,15 +25,21 @@ pub struct LogActions;
 
 impl ActionSink for LogActions {
     fn dispatch(&mut self, request: &ActionRequest, _context: ActionContext<'_>) {
-        tracing::warn!(
-            incident = %request.incident,
-            camera = %request.camera,
-            location = %request.location,
-            drill = request.drill,
-            action = %describe(request.directive),
-            "action requested (no plugins: logged only)"
-        );
+        log_request(request, "action requested (no plugins: logged only)");
     }
+}
+
+/// Logs an action request as a warning: the log shows every action ordered.
+pub fn log_request(request: &ActionRequest, message: &str) {
+    tracing::warn!(
+        incident = %request.incident,
+        camera = %request.camera,
+        location = %request.location,
+        drill = request.drill,
+        action = %describe(request.directive),
+        actor = %request.actor,
+        "{message}"
+    );
 }
 
 /// `activate:lockdown`, `revert:secure`, `all-clear`.

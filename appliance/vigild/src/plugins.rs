@@ -18,7 +18,7 @@ use vigil_core::incident::{ActionRequest, Directive, Incident, IncidentId, Stage
 use vigil_core::playbook::SrpAction;
 use vigil_plugins::{Grant, HostConfig, Limits, PluginHost};
 
-use crate::actions::{ActionContext, ActionSink, describe};
+use crate::actions::{ActionContext, ActionSink, describe, log_request};
 use crate::supervisor::Notice;
 
 /// A plugin's answer to an action request.
@@ -144,15 +144,7 @@ impl PluginActions {
 impl ActionSink for PluginActions {
     fn dispatch(&mut self, request: &ActionRequest, context: ActionContext<'_>) {
         // Logged whether or not a plugin subscribes: the log must show every action ordered.
-        tracing::warn!(
-            incident = %request.incident,
-            camera = %request.camera,
-            location = %request.location,
-            drill = request.drill,
-            action = %describe(request.directive),
-            actor = %request.actor,
-            "action requested"
-        );
+        log_request(request, "action requested");
         let plugin_request = vigil_plugins::ActionRequest {
             incident: plugin_incident_for(request, context),
             directive: match request.directive {
