@@ -309,10 +309,7 @@ impl Actor {
 
     fn on_connected(&mut self, session_present: bool) {
         self.connected = true;
-        self.unnumbered.clear();
-        self.numbered.clear();
-        self.awaiting.clear();
-        self.cursor = None;
+        self.forget_connection();
         self.last_error = None;
         let session = self.session;
         self.update(|s| {
@@ -329,12 +326,18 @@ impl Actor {
         self.drain();
     }
 
-    fn on_lost(&mut self, e: &ConnectionError) {
-        let was = std::mem::replace(&mut self.connected, false);
+    /// Drops what belonged to one connection: packet ids, alerts waiting for
+    /// an ack, the replay cursor. The outbox still holds every message.
+    fn forget_connection(&mut self) {
         self.unnumbered.clear();
         self.numbered.clear();
         self.awaiting.clear();
         self.cursor = None;
+    }
+
+    fn on_lost(&mut self, e: &ConnectionError) {
+        let was = std::mem::replace(&mut self.connected, false);
+        self.forget_connection();
         let words = explain(&self.settings.endpoint, e);
         // Log a repeated failure once, not every backoff step.
         if was || self.last_error.as_deref() != Some(words.as_str()) {

@@ -448,27 +448,12 @@ fn plugin_command(
             Err(e) => (Err(("plugin-refused", e.to_string())), None),
         },
         UplinkCommand::PluginList => {
-            let plugins: Vec<serde_json::Value> = host.list().iter().map(plugin_json).collect();
+            // The same lines telemetry carries.
+            let plugins: Vec<PluginHealth> = host.list().iter().map(plugin_health).collect();
             (Ok(()), Some(serde_json::json!({ "plugins": plugins })))
         }
         _ => unreachable!("only plugin commands come here"),
     }
-}
-
-fn plugin_json(p: &vigil_plugins::PluginInfo) -> serde_json::Value {
-    let m = &p.metrics;
-    serde_json::json!({
-        "name": p.name,
-        "version": p.version,
-        "state": p.state.to_string(),
-        "calls": m.calls,
-        "errors": m.errors,
-        "traps": m.traps,
-        "restarts": m.restarts,
-        "avg_latency_us": m.avg_latency_us,
-        "memory_bytes": m.memory_bytes,
-        "status": p.status.as_deref().and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok()),
-    })
 }
 
 fn plugin_health(p: &vigil_plugins::PluginInfo) -> PluginHealth {

@@ -36,6 +36,22 @@ impl Journal {
         self.refused.clone()
     }
 
+    /// After a push: wakes the link if it worked, counts the refusal if not.
+    fn queued(&self, pushed: Result<Vec<u64>, vigil_outbox::OutboxError>) -> Result<(), vigil_outbox::OutboxError> {
+        match pushed {
+            Ok(_) => {
+                if let Some(link) = &self.link {
+                    link.wake();
+                }
+                Ok(())
+            }
+            Err(e) => {
+                self.refused.fetch_add(1, Ordering::Relaxed);
+                Err(e)
+            }
+        }
+    }
+
     /// Counts refusals in `counter` (shared with telemetry) instead of a counter of its own.
     pub fn with_refused(mut self, counter: Arc<AtomicU64>) -> Journal {
         self.refused = counter;
@@ -66,16 +82,8 @@ impl Journal {
             batch.push((&snapshot_id, &snapshot_kind, jpeg));
         }
         let mark = mark_key(incident.id.0);
-        match self.outbox.push_marked(&batch, transition.at.unix_ms(), &mark, u64::from(seq)) {
-            Ok(_) => {
-                if let Some(link) = &self.link {
-                    link.wake();
-                }
-            }
-            Err(e) => {
-                self.refused.fetch_add(1, Ordering::Relaxed);
-                tracing::error!(alert = %id, error = %e, "ALERT NOT QUEUED for the district; it is in the local incident store only");
-            }
+        if let Err(e) = self.queued(self.outbox.push_marked(&batch, transition.at.unix_ms(), &mark, u64::from(seq))) {
+            tracing::error!(alert = %id, error = %e, "ALERT NOT QUEUED for the district; it is in the local incident store only");
         }
     }
 }
@@ -108,16 +116,8 @@ impl Journal {
             "at": at.rfc3339(),
         });
         let payload = serde_json::to_vec(&payload).expect("a JSON value always serializes");
-        match self.outbox.push_batch(&[(&id, "alerts/actions", &payload)], at.unix_ms()) {
-            Ok(_) => {
-                if let Some(link) = &self.link {
-                    link.wake();
-                }
-            }
-            Err(e) => {
-                self.refused.fetch_add(1, Ordering::Relaxed);
-                tracing::error!(id, error = %e, "a plugin's action result could not be queued for the district");
-            }
+        if let Err(e) = self.queued(self.outbox.push_batch(&[(&id, "alerts/actions", &payload)], at.unix_ms())) {
+            tracing::error!(id, error = %e, "a plugin's action result could not be queued for the district");
         }
     }
 }

@@ -53,9 +53,9 @@ pub fn start_host(config: &PluginsConfig, data_dir: &Path) -> anyhow::Result<Arc
     let trusted_keys = config
         .trusted_keys
         .iter()
-        .map(|k| vigil_plugins::package::verifying_key_from_hex(&hex(k)))
+        .map(vigil_plugins::package::VerifyingKey::from_bytes)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| anyhow::anyhow!("plugins.trusted_keys: {e}"))?;
+        .map_err(|e| anyhow::anyhow!("plugins.trusted_keys: a key is not a valid ed25519 public key: {e}"))?;
     let grants = config
         .grants
         .iter()
@@ -122,10 +122,6 @@ fn install_folder(host: &PluginHost, dir: &Path) {
             Err(e) => tracing::error!(package = %path.display(), error = %e, "plugin package refused"),
         }
     }
-}
-
-fn hex(key: &[u8; 32]) -> String {
-    key.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Hands action requests to the plugins and their answers to `outcomes`.

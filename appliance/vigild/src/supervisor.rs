@@ -286,7 +286,7 @@ impl Supervisor {
                         glass_to_incident_ms = latency.as_secs_f64() * 1000.0,
                         "incident raised"
                     );
-                    let camera_name = self.camera_name(&incident);
+                    let camera_name = self.camera_name(&incident.camera);
                     self.pending_raise = Some(Notice::Raised { incident, camera_name, snapshot });
                 }
                 Output::Transition(transition, incident) => {
@@ -306,7 +306,7 @@ impl Supervisor {
                             Some(Notice::Raised { snapshot, .. }) => snapshot.as_deref(),
                             _ => None,
                         };
-                        journal.record(&transition, &incident, &self.camera_name(&incident), snapshot);
+                        journal.record(&transition, &incident, &self.camera_name(&incident.camera), snapshot);
                     }
                     tracing::info!(incident = %incident.id, from = ?transition.from.map(|s| s.as_str()), to = %transition.to, actor = %transition.actor, reason = %transition.reason, "incident transition");
                     if let Some(raise) = raise {
@@ -399,8 +399,7 @@ impl Supervisor {
             reason: if request.drill { format!("{reason} (drill)") } else { reason.to_string() },
         };
         self.persist(|s| s.append_audit(request.incident, &entry));
-        let camera_name =
-            self.cameras.get(&request.camera).map_or_else(|| request.camera.to_string(), |c| c.name.clone());
+        let camera_name = self.camera_name(&request.camera);
         self.actions.dispatch(&request, ActionContext { incident, camera_name: &camera_name });
         self.notify(Notice::Action(request));
     }
@@ -436,8 +435,9 @@ impl Supervisor {
         }
     }
 
-    fn camera_name(&self, incident: &Incident) -> String {
-        self.cameras.get(&incident.camera).map_or_else(|| incident.camera.to_string(), |c| c.name.clone())
+    /// A camera's human name, or its id if it is no longer configured.
+    fn camera_name(&self, camera: &CameraId) -> String {
+        self.cameras.get(camera).map_or_else(|| camera.to_string(), |c| c.name.clone())
     }
 
     fn persist(&mut self, write: impl FnOnce(&Store) -> Result<(), vigil_store::StoreError>) {

@@ -219,14 +219,14 @@ fn main() -> anyhow::Result<()> {
     let uplink = match &args.uplink {
         Some(bin) => {
             eprintln!("vigil-bench: alert uplink against mosquitto_pub and a plain MQTT client");
-            Some(uplink_run(bin)?)
+            Some(json_run(bin, "uplink")?)
         }
         None => None,
     };
     let plugins = match &args.plugins {
         Some(bin) => {
             eprintln!("vigil-bench: plugin host against native trait calls");
-            Some(plugins_run(bin)?)
+            Some(json_run(bin, "plugin host")?)
         }
         None => None,
     };
@@ -375,34 +375,21 @@ fn ingest_runs(bin: &Path, seconds: u64) -> anyhow::Result<Vec<serde_json::Value
         .collect()
 }
 
-/// Runs the uplink benchmark binary; its progress and summary go to our stderr.
-fn uplink_run(bin: &Path) -> anyhow::Result<serde_json::Value> {
+/// Runs a benchmark binary that prints one JSON object with `--json` (the
+/// uplink and plugin host benchmarks); its progress goes to our stderr.
+fn json_run(bin: &Path, what: &str) -> anyhow::Result<serde_json::Value> {
     let out = Command::new(bin)
         .arg("--json")
         .stderr(std::process::Stdio::inherit())
         .output()
         .with_context(|| format!("running {}", bin.display()))?;
     if !out.status.success() {
-        bail!("the uplink benchmark failed ({}); its messages are above", out.status);
+        bail!("the {what} benchmark failed ({}); its messages are above", out.status);
     }
     let text = String::from_utf8_lossy(&out.stdout);
-    let line = text.lines().find(|l| l.starts_with('{')).context("no JSON from the uplink benchmark")?;
-    serde_json::from_str(line).context("the uplink benchmark's output")
-}
-
-/// Runs the plugin host benchmark binary; its progress goes to our stderr.
-fn plugins_run(bin: &Path) -> anyhow::Result<serde_json::Value> {
-    let out = Command::new(bin)
-        .arg("--json")
-        .stderr(std::process::Stdio::inherit())
-        .output()
-        .with_context(|| format!("running {}", bin.display()))?;
-    if !out.status.success() {
-        bail!("the plugin host benchmark failed ({}); its messages are above", out.status);
-    }
-    let text = String::from_utf8_lossy(&out.stdout);
-    let line = text.lines().find(|l| l.starts_with('{')).context("no JSON from the plugin host benchmark")?;
-    serde_json::from_str(line).context("the plugin host benchmark's output")
+    let line =
+        text.lines().find(|l| l.starts_with('{')).with_context(|| format!("no JSON from the {what} benchmark"))?;
+    serde_json::from_str(line).with_context(|| format!("the {what} benchmark's output"))
 }
 
 fn round(v: f64) -> f64 {

@@ -151,24 +151,13 @@ fn sigkill_mid_send_loses_nothing_and_the_will_is_told_from_the_next_birth() {
     assert!(statuses().len() >= 3, "birth, will, birth: {:?}", statuses());
     assert!(birth["session"].as_u64() > will["session"].as_u64(), "stale will vs fresh birth: {will} {birth}");
     vigild.terminate();
-    let last: Value = district
-        .wait_for("the offline status of a clean shutdown", WAIT, |m| {
-            m.topic.ends_with("/status")
-                && serde_json::from_slice::<Value>(&m.payload).is_ok_and(|s| s["reason"] == "shutdown")
-        })
-        .payload
-        .as_ref()
-        .to_vec()
-        .pipe(|p| serde_json::from_slice(&p).unwrap());
+    let goodbye = district.wait_for("the offline status of a clean shutdown", WAIT, |m| {
+        m.topic.ends_with("/status")
+            && serde_json::from_slice::<Value>(&m.payload).is_ok_and(|s| s["reason"] == "shutdown")
+    });
+    let last: Value = serde_json::from_slice(&goodbye.payload).unwrap();
     assert_eq!(last["session"], birth["session"]);
 }
-
-trait Pipe: Sized {
-    fn pipe<T>(self, f: impl FnOnce(Self) -> T) -> T {
-        f(self)
-    }
-}
-impl<T> Pipe for T {}
 
 fn cmd(district: &District, name: &str, payload: Value, correlation: &str) -> Value {
     district.command(name, &serde_json::to_vec(&payload).unwrap(), correlation, Some(30));
