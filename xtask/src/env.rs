@@ -3,8 +3,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The pinned Python packages: the OpenVINO runtime and the model tooling.
-const REQUIREMENTS: &str = "models/requirements.txt";
+/// The pinned Python packages: the OpenVINO runtime and the model tooling,
+/// then the test peers and the image checks (pymodbus, libosdp, kas, oelint-adv).
+const REQUIREMENTS: &[&str] = &["models/requirements.txt", "tests/peers/requirements.txt"];
 /// The script that generates every model.
 const GENERATOR: &str = "models/generate.py";
 
@@ -31,6 +32,17 @@ const APT_PACKAGES: &[&str] = &[
     "mosquitto",
     "mosquitto-clients",
     "openssl",
+    // Plugin peers: sipp as the SIP paging endpoint, socat for the OSDP
+    // serial line (a PTY pair), espeak-ng and sox for the paging messages.
+    "sip-tester",
+    "socat",
+    "espeak-ng",
+    "sox",
+    // The OS integration: RAUC and a private D-Bus for its tests, systemd's
+    // unit checker for the image's units.
+    "rauc",
+    "dbus-daemon",
+    "systemd",
 ];
 
 /// Paths and variables every command runs with.
@@ -82,7 +94,7 @@ impl Env {
 
     fn ensure_models(&self) -> Result<(), String> {
         let stamp = self.models.join(".stamp");
-        let wanted = fingerprint(&[&self.root.join(GENERATOR), &self.root.join(REQUIREMENTS)])?;
+        let wanted = fingerprint(&[&self.root.join(GENERATOR), &self.root.join(REQUIREMENTS[0])])?;
         if std::fs::read_to_string(&stamp).is_ok_and(|s| s == wanted) {
             return Ok(());
         }
@@ -96,7 +108,8 @@ impl Env {
 
 fn ensure_venv(root: &Path, venv: &Path) -> Result<(), String> {
     let stamp = venv.join(".vigil-stamp");
-    let wanted = fingerprint(&[&root.join(REQUIREMENTS)])?;
+    let files: Vec<PathBuf> = REQUIREMENTS.iter().map(|r| root.join(r)).collect();
+    let wanted = fingerprint(&files.iter().map(PathBuf::as_path).collect::<Vec<_>>())?;
     if std::fs::read_to_string(&stamp).is_ok_and(|s| s == wanted) {
         return Ok(());
     }
@@ -108,11 +121,9 @@ fn ensure_venv(root: &Path, venv: &Path) -> Result<(), String> {
         run_plain(Command::new(&python).args(["-m", "venv", "--clear"]).arg(venv))?;
     }
     let pip = venv.join("bin/pip");
-    run_plain(
-        Command::new(&pip)
-            .args(["install", "--quiet", "--disable-pip-version-check", "-r"])
-            .arg(root.join(REQUIREMENTS)),
-    )?;
+    for file in &files {
+        run_plain(Command::new(&pip).args(["install", "--quiet", "--disable-pip-version-check", "-r"]).arg(file))?;
+    }
     std::fs::write(&stamp, wanted).map_err(|e| format!("cannot write {}: {e}", stamp.display()))
 }
 

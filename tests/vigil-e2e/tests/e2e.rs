@@ -17,6 +17,14 @@ mod commands;
 mod daemon;
 #[path = "e2e/district.rs"]
 mod district;
+#[path = "e2e/door_lock.rs"]
+mod door_lock;
+#[path = "e2e/pa_paging.rs"]
+mod pa_paging;
+#[path = "e2e/shield_inventory.rs"]
+mod shield_inventory;
+#[path = "e2e/os_update.rs"]
+mod os_update;
 #[path = "e2e/drill.rs"]
 mod drill;
 #[path = "e2e/harness.rs"]

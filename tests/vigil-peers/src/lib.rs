@@ -4,8 +4,12 @@
 //! ([`Mosquitto`], with throwaway TLS certificates from [`TestCerts`]).
 
 mod certs;
+pub mod modbus;
 mod mosquitto;
+pub mod osdp;
+pub mod rauc;
 mod rtsp;
+pub mod sipp;
 
 pub use certs::TestCerts;
 pub use mosquitto::{Mosquitto, MosquittoOptions};

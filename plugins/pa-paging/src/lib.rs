@@ -1,0 +1,5 @@
+//! Vigil's pa-paging plugin (being written).
+use vigil_plugin_sdk::{Plugin, export_plugin};
+struct Skeleton;
+impl Plugin for Skeleton {}
+export_plugin!(Skeleton);
