@@ -37,6 +37,9 @@ pub struct Grant {
     pub config: serde_json::Value,
     /// `false` keeps an installed plugin stopped.
     pub enabled: bool,
+    /// This plugin's call deadline in place of `[plugins] call_timeout_ms`
+    /// (a paging plugin streaming an announcement needs longer).
+    pub call_timeout: Option<Duration>,
 }
 
 impl Default for PluginsConfig {
@@ -50,6 +53,11 @@ impl Default for PluginsConfig {
         }
     }
 }
+
+/// The call deadlines an operator may set, ms: long enough for a paging
+/// plugin to stream a repeated announcement, short enough that a stuck
+/// plugin is noticed.
+const CALL_TIMEOUT_MS: std::ops::RangeInclusive<u64> = 10..=120_000;
 
 #[derive(Deserialize, Clone, Default)]
 #[serde(deny_unknown_fields)]
@@ -75,6 +83,7 @@ struct RawGrant {
     config: toml::Value,
     #[serde(default = "yes")]
     enabled: bool,
+    call_timeout_ms: Option<u64>,
 }
 
 fn empty_table() -> toml::Value {
@@ -94,8 +103,8 @@ impl RawPlugins {
             .map(|(i, k)| parse_key(k).map_err(|e| format!("plugins.trusted_keys[{i}]: {e}")))
             .collect::<Result<Vec<_>, _>>()?;
         let call_timeout_ms = self.call_timeout_ms.unwrap_or(2000);
-        if !(10..=60_000).contains(&call_timeout_ms) {
-            return Err(format!("plugins.call_timeout_ms is {call_timeout_ms}: use 10 to 60000"));
+        if !CALL_TIMEOUT_MS.contains(&call_timeout_ms) {
+            return Err(format!("plugins.call_timeout_ms is {call_timeout_ms}: use 10 to 120000"));
         }
         let memory_mib = self.memory_mib.unwrap_or(64);
         if !(4..=4096).contains(&memory_mib) {
@@ -116,6 +125,11 @@ impl RawPlugins {
                     return Err(format!("plugins.grant.{name}.network: {addr:?} is not host:port"));
                 }
             }
+            if let Some(ms) = g.call_timeout_ms
+                && !CALL_TIMEOUT_MS.contains(&ms)
+            {
+                return Err(format!("plugins.grant.{name}.call_timeout_ms is {ms}: use 10 to 120000"));
+            }
             let config = serde_json::to_value(&g.config).map_err(|e| format!("plugins.grant.{name}.config: {e}"))?;
             grants.insert(
                 name.clone(),
@@ -125,6 +139,7 @@ impl RawPlugins {
                     data: g.data.as_deref().map(|d| resolve(base, d)),
                     config,
                     enabled: g.enabled,
+                    call_timeout: g.call_timeout_ms.map(Duration::from_millis),
                 },
             );
         }

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use wasmtime::{Store, Trap};
 
+use crate::dispatch::Reply;
 use crate::host::{self, HostState, v0_1_0};
 use crate::runtime::{EPOCH_TICK, Runtime, Sandbox};
 use crate::types::{ActionRequest, ActionResult, Event};
@@ -28,7 +29,7 @@ const CRASH_WINDOW: Duration = Duration::from_secs(5 * 60);
 /// A call for a plugin.
 pub(crate) enum Msg {
     Event(Event),
-    Action(ActionRequest, Sender<(Arc<str>, ActionResult)>),
+    Action(ActionRequest, Reply),
     Tick(u64),
 }
 
@@ -128,7 +129,7 @@ impl Actor {
             shared,
             live: None,
             crashes: VecDeque::new(),
-            backoff: limits.restart_backoff,
+            backoff: Duration::ZERO,
             retry_at: None,
         };
         let thread = std::thread::Builder::new().name(name).spawn(move || worker.run(rx))?;
@@ -198,7 +199,7 @@ impl Worker {
     fn start(&mut self) {
         lock(&self.shared).state = PluginState::Starting;
         let started = Instant::now();
-        match instantiate(&self.runtime, &self.pre, &self.sandbox, self.limits.call_deadline) {
+        match instantiate(&self.runtime, &self.pre, &self.sandbox) {
             Ok(live) => {
                 self.record(started, live.store.data(), false, false);
                 self.live = Some(live);
@@ -212,12 +213,12 @@ impl Worker {
         if self.live.is_none() {
             let state = lock(&self.shared).state.clone();
             if let Msg::Action(_, reply) = msg {
-                let _ = reply.send((self.sandbox.name.clone(), ActionResult::Failed(format!("plugin is {state}"))));
+                reply.send(self.sandbox.name.clone(), ActionResult::Failed(format!("plugin is {state}")));
             }
             return;
         }
         let Some(mut live) = self.live.take() else { return };
-        arm(&mut live.store, self.limits.call_deadline);
+        arm(&mut live.store, self.sandbox.call_deadline);
         let plugin = live.bindings.vigil_plugin_plugin();
         let started = Instant::now();
         let (outcome, reply) = match msg {
@@ -235,11 +236,11 @@ impl Worker {
         let result = match outcome {
             Ok(result) => {
                 self.live = Some(live);
-                self.backoff = self.limits.restart_backoff;
+                self.backoff = Duration::ZERO;
                 result
             }
             Err(e) => {
-                let reason = describe(&e, self.limits.call_deadline);
+                let reason = describe(&e, self.sandbox.call_deadline);
                 tracing::warn!(plugin = &*self.sandbox.name, %reason, "plugin crashed; its instance is torn down");
                 drop(live);
                 self.crashed(reason.clone());
@@ -247,7 +248,7 @@ impl Worker {
             }
         };
         if let (Some(reply), Some(result)) = (reply, result) {
-            let _ = reply.send((self.sandbox.name.clone(), result));
+            reply.send(self.sandbox.name.clone(), result);
         }
     }
 
@@ -276,8 +277,15 @@ impl Worker {
             self.disable(format!("crashed {} times within 5 minutes; last: {reason}", self.crashes.len()));
             return;
         }
+        // The first crash restarts at once (a plugin that trapped on one bad
+        // event is back for the next); crashes in a row back off, doubling.
         self.retry_at = Some(now + self.backoff);
-        self.backoff = (self.backoff * 2).min(self.limits.max_backoff);
+        self.backoff = if self.backoff.is_zero() {
+            self.limits.restart_backoff
+        } else {
+            (self.backoff * 2).min(self.limits.max_backoff)
+        }
+        .min(self.limits.max_backoff);
         lock(&self.shared).state = PluginState::Restarting { reason };
     }
 
@@ -295,8 +303,8 @@ pub(crate) fn instantiate(
     runtime: &Runtime,
     pre: &v0_1_0::VigilPluginPre<HostState>,
     sandbox: &Sandbox,
-    deadline: Duration,
 ) -> Result<Live, String> {
+    let deadline = sandbox.call_deadline;
     let mut store = runtime.store(sandbox).map_err(|e| format!("cannot build its sandbox: {e:#}"))?;
     arm(&mut store, deadline);
     let bindings =

@@ -11,17 +11,17 @@
 //! (each `package.vigilpkg` + the compiled `component.cwasm`) and `kv.json`.
 
 mod actor;
+mod dispatch;
 mod host;
 pub mod package;
 mod runtime;
 mod types;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ed25519_dalek::VerifyingKey;
@@ -62,7 +62,8 @@ pub struct Limits {
     pub call_deadline: Duration,
     /// Total key and value bytes in a plugin's KV store.
     pub kv_quota: usize,
-    /// The first restart delay after a crash; it doubles per crash.
+    /// The delay before the second restart in a row (the first after a
+    /// crash is immediate); it doubles per crash until a call succeeds.
     pub restart_backoff: Duration,
     /// The longest restart delay.
     pub max_backoff: Duration,
@@ -96,6 +97,8 @@ pub struct Grant {
     pub config: serde_json::Value,
     /// Whether it runs at all.
     pub enabled: bool,
+    /// Its own call deadline in place of [`Limits::call_deadline`].
+    pub call_deadline: Option<Duration>,
 }
 
 impl Default for Grant {
@@ -107,6 +110,7 @@ impl Default for Grant {
             data_dir: None,
             config: serde_json::Value::Object(Default::default()),
             enabled: true,
+            call_deadline: None,
         }
     }
 }
@@ -208,6 +212,8 @@ struct Plugin {
     manifest: Manifest,
     shared: SharedRef,
     status: Arc<Mutex<Option<String>>>,
+    /// Its call deadline (the grant's or the host's).
+    call_deadline: Duration,
     actor: Option<Actor>,
 }
 
@@ -223,20 +229,24 @@ struct Prepared {
 
 /// The plugin host. All methods take `&self` and may be called from any thread.
 pub struct PluginHost {
+    // Field order is drop order: the plugins' workers stop before the
+    // collector, so every answer they give still reaches its dispatch.
+    plugins: Mutex<BTreeMap<String, Plugin>>,
+    collector: dispatch::Collector,
+    next_dispatch: AtomicU64,
     runtime: Arc<Runtime>,
     config: HostConfig,
-    plugins: Mutex<BTreeMap<String, Plugin>>,
 }
 
 /// Results still to come from `dispatch_action`.
 pub struct ActionDispatch {
-    thread: JoinHandle<usize>,
+    done: crossbeam_channel::Receiver<usize>,
 }
 
 impl ActionDispatch {
     /// Waits until every plugin answered or timed out; returns how many results were delivered.
     pub fn wait(self) -> usize {
-        self.thread.join().unwrap_or(0)
+        self.done.recv().unwrap_or(0)
     }
 }
 
@@ -254,7 +264,18 @@ impl PluginHost {
             path: dir,
             source,
         })?;
-        Ok(PluginHost { runtime: Arc::new(runtime), config, plugins: Mutex::new(BTreeMap::new()) })
+        let collector = dispatch::Collector::spawn().map_err(|source| InstallError::Io {
+            plugin: String::new(),
+            path: config.state_dir.clone(),
+            source,
+        })?;
+        Ok(PluginHost {
+            plugins: Mutex::new(BTreeMap::new()),
+            collector,
+            next_dispatch: AtomicU64::new(0),
+            runtime: Arc::new(runtime),
+            config,
+        })
     }
 
     fn plugins(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Plugin>> {
@@ -279,7 +300,7 @@ impl PluginHost {
             move |source| InstallError::Io { plugin, path, source }
         };
         let prepared = self.prepare(package.manifest, |rt| Component::new(&rt.engine, &package.component))?;
-        actor::instantiate(&self.runtime, &prepared.pre, &prepared.sandbox, self.config.limits.call_deadline)
+        actor::instantiate(&self.runtime, &prepared.pre, &prepared.sandbox)
             .map_err(|reason| InstallError::HealthCheck { plugin: name.clone(), reason })?;
 
         let staging = dir.join("staging");
@@ -416,62 +437,48 @@ impl PluginHost {
     }
 
     /// Sends an action request to every plugin subscribed to its action, all
-    /// at once, and returns at once. `reply` is called (on another thread)
-    /// with each plugin's result as it arrives; a plugin that does not answer
-    /// within the call deadline (plus a second of queueing) gets
-    /// `Failed("timed out after …")`, and a subscribed plugin that is not
-    /// running gets `Failed` with its state.
+    /// at once, and returns at once. `reply` is called (on the host's answer
+    /// thread: it must not block) with each plugin's result as it arrives; a
+    /// plugin that does not answer within its call deadline (plus a second of
+    /// queueing) gets `Failed("timed out after …")`, and a subscribed plugin
+    /// that is not running gets `Failed` with its state.
     pub fn dispatch_action(
         &self,
         request: &ActionRequest,
         reply: impl Fn(&str, ActionResult) + Send + 'static,
     ) -> ActionDispatch {
         let action = request.directive.action_name();
-        let (tx, rx) = crossbeam_channel::unbounded::<(Arc<str>, ActionResult)>();
-        let mut waiting = BTreeSet::new();
-        let mut immediate = Vec::new();
-        for (name, plugin) in self.plugins().iter() {
-            if !plugin.manifest.actions.iter().any(|a| a == "*" || a == action) {
-                continue;
-            }
-            let sent = match &plugin.actor {
-                Some(actor) if actor.send(Msg::Action(request.clone(), tx.clone())) => Ok(()),
+        let id = self.next_dispatch.fetch_add(1, Ordering::Relaxed);
+        let tx = self.collector.sender();
+        let (done, finished) = crossbeam_channel::bounded(1);
+        let plugins = self.plugins();
+        let subscribed: Vec<(&String, &Plugin)> =
+            plugins.iter().filter(|(_, p)| p.manifest.actions.iter().any(|a| a == "*" || a == action)).collect();
+        let waiting: BTreeMap<Arc<str>, Duration> =
+            subscribed.iter().map(|(name, p)| (Arc::from(name.as_str()), p.call_deadline)).collect();
+        let longest = waiting.values().max().copied().unwrap_or_default();
+        let pending = dispatch::Pending {
+            waiting,
+            give_up: Instant::now() + longest + Duration::from_secs(1),
+            reply: Box::new(reply),
+            done,
+            delivered: 0,
+        };
+        // Registered before any plugin can answer: one channel keeps the order.
+        let _ = tx.send(dispatch::Collected::Start { id, pending });
+        let answer = dispatch::Reply { id, tx };
+        for (name, plugin) in subscribed {
+            let refused = match &plugin.actor {
+                Some(actor) if actor.send(Msg::Action(request.clone(), answer.clone())) => continue,
                 Some(_) => {
                     lock(&plugin.shared).metrics.dropped += 1;
-                    Err("plugin is busy: its call queue is full".to_string())
+                    "plugin is busy: its call queue is full".to_string()
                 }
-                None => Err(format!("plugin is {}", lock(&plugin.shared).state)),
+                None => format!("plugin is {}", lock(&plugin.shared).state),
             };
-            match sent {
-                Ok(()) => {
-                    waiting.insert(name.clone());
-                }
-                Err(reason) => immediate.push((name.clone(), ActionResult::Failed(reason))),
-            }
+            answer.send(Arc::from(name.as_str()), ActionResult::Failed(refused));
         }
-        drop(tx);
-        let deadline = self.config.limits.call_deadline;
-        let give_up = Instant::now() + deadline + Duration::from_secs(1);
-        let thread = std::thread::spawn(move || {
-            let mut delivered = 0;
-            for (name, result) in immediate {
-                reply(&name, result);
-                delivered += 1;
-            }
-            while !waiting.is_empty() {
-                let Ok((name, result)) = rx.recv_deadline(give_up) else { break };
-                if waiting.remove(&*name) {
-                    reply(&name, result);
-                    delivered += 1;
-                }
-            }
-            for name in waiting {
-                reply(&name, ActionResult::Failed(format!("timed out after {}", format_duration(deadline))));
-                delivered += 1;
-            }
-            delivered
-        });
-        ActionDispatch { thread }
+        ActionDispatch { done: finished }
     }
 
     /// Reads, verifies and prepares the package in an installed folder.
@@ -559,6 +566,7 @@ impl PluginHost {
             memory_limit: self.config.limits.memory_bytes,
             kv_path: self.dir(name).join("kv.json"),
             kv_quota: self.config.limits.kv_quota,
+            call_deadline: grant.call_deadline.unwrap_or(self.config.limits.call_deadline),
             status: Arc::new(Mutex::new(None)),
             denied_connects: Arc::new(AtomicU64::new(0)),
         };
@@ -571,6 +579,7 @@ impl PluginHost {
         let name = manifest.name.clone();
         let enabled = self.config.grants.get(&name).is_none_or(|g| g.enabled);
         let status = sandbox.status.clone();
+        let call_deadline = sandbox.call_deadline;
         let (shared, actor) = if enabled {
             let shared = actor::new_shared(PluginState::Starting);
             match Actor::spawn(self.runtime.clone(), pre, sandbox, self.config.limits, shared.clone()) {
@@ -583,7 +592,7 @@ impl PluginHost {
         } else {
             (actor::new_shared(PluginState::Disabled { reason: "not enabled in its grant".into() }), None)
         };
-        let old = self.plugins().insert(name, Plugin { manifest, shared, status, actor });
+        let old = self.plugins().insert(name, Plugin { manifest, shared, status, call_deadline, actor });
         // Dropped outside the lock: stopping the old worker waits for its call in progress.
         old.map(|p| p.manifest.version)
     }

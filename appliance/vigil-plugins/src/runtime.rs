@@ -157,6 +157,8 @@ pub(crate) struct Sandbox {
     pub(crate) memory_limit: usize,
     pub(crate) kv_path: PathBuf,
     pub(crate) kv_quota: usize,
+    /// How long any one call (including `init`) may run.
+    pub(crate) call_deadline: Duration,
     pub(crate) status: Arc<Mutex<Option<String>>>,
     pub(crate) denied_connects: Arc<AtomicU64>,
 }

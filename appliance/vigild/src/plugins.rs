@@ -66,6 +66,7 @@ pub fn start_host(config: &PluginsConfig, data_dir: &Path) -> anyhow::Result<Arc
                 data_dir: g.data.clone(),
                 config: g.config.clone(),
                 enabled: g.enabled,
+                call_deadline: g.call_timeout,
             };
             (name.clone(), grant)
         })
