@@ -17,6 +17,12 @@ pub const MAX_PAYLOAD: usize = 64 * 1024;
 /// The largest `plugin.install` payload (the package travels base64-encoded inside it).
 pub const MAX_INSTALL_PAYLOAD: usize = 4 * 1024 * 1024;
 
+/// The largest package a chunked `plugin.install` may assemble, in bytes.
+pub const MAX_UPLOAD: usize = 32 * 1024 * 1024;
+
+/// The most parts a chunked `plugin.install` may have.
+pub const MAX_UPLOAD_PARTS: u32 = 4096;
+
 /// The longest `request_id` or `operator`, in characters.
 pub const MAX_IDENTITY: usize = 128;
 
@@ -58,6 +64,9 @@ pub enum UplinkCommand {
         /// The package bytes (sent base64-encoded).
         package: Vec<u8>,
     },
+    /// One part of a package sent in pieces (for brokers with small
+    /// message limits); the device installs it when every part has come.
+    PluginUpload(UploadPart),
     /// Remove an installed plugin.
     PluginRemove {
         /// Its name.
@@ -65,6 +74,22 @@ pub enum UplinkCommand {
     },
     /// List the installed plugins and their states.
     PluginList,
+}
+
+/// One piece of a chunked `plugin.install`:
+/// `{"upload": "u-1", "part": 0, "parts": 3, "sha256": "<hex of the whole package>", "data": "<base64>"}`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct UploadPart {
+    /// Names the upload: 1 to 64 of `A-Z a-z 0-9 - _`.
+    pub upload: String,
+    /// This part's index, from 0.
+    pub part: u32,
+    /// How many parts the package has, 1 to [`MAX_UPLOAD_PARTS`].
+    pub parts: u32,
+    /// SHA-256 of the whole package, checked once it is assembled.
+    pub sha256: [u8; 32],
+    /// This part's bytes.
+    pub data: Vec<u8>,
 }
 
 /// A parsed command with who sent it and how to answer.
@@ -210,17 +235,10 @@ pub fn parse_command(name: &str, payload: &[u8]) -> Result<UplinkRequest, Comman
             }
             UplinkCommand::LogLevel(level.to_string())
         }
+        "plugin.install" if args.contains_key("upload") => UplinkCommand::PluginUpload(p.upload_part(args)?),
         "plugin.install" => {
             p.only(args, &["package"])?;
-            let text = p.string(args, "package")?;
-            use base64::Engine as _;
-            let package = base64::engine::general_purpose::STANDARD.decode(text).map_err(|e| {
-                p.fail(ErrorKind::BadArgument, format!("args.package is not base64 (standard alphabet, padded): {e}"))
-            })?;
-            if package.is_empty() {
-                return Err(p.fail(ErrorKind::BadArgument, "args.package is empty".into()));
-            }
-            UplinkCommand::PluginInstall { package }
+            UplinkCommand::PluginInstall { package: p.base64(args, "package")? }
         }
         "plugin.remove" => {
             p.only(args, &["name"])?;
@@ -290,6 +308,59 @@ impl Parser {
                 .map(IncidentId)
                 .ok_or_else(|| self.fail(ErrorKind::Malformed, "args.incident must be a non-negative integer".into())),
         }
+    }
+
+    /// A non-empty base64 argument, decoded.
+    fn base64(&self, args: &Map<String, Value>, field: &str) -> Result<Vec<u8>, CommandParseError> {
+        use base64::Engine as _;
+        let bytes = base64::engine::general_purpose::STANDARD.decode(self.string(args, field)?).map_err(|e| {
+            self.fail(ErrorKind::BadArgument, format!("args.{field} is not base64 (standard alphabet, padded): {e}"))
+        })?;
+        if bytes.is_empty() {
+            return Err(self.fail(ErrorKind::BadArgument, format!("args.{field} is empty")));
+        }
+        Ok(bytes)
+    }
+
+    fn upload_part(&self, args: &Map<String, Value>) -> Result<UploadPart, CommandParseError> {
+        self.only(args, &["upload", "part", "parts", "sha256", "data"])?;
+        let upload = self.string(args, "upload")?;
+        if upload.is_empty()
+            || upload.len() > 64
+            || !upload.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(self.fail(ErrorKind::BadArgument, "args.upload must be 1 to 64 of A-Z a-z 0-9 - _".into()));
+        }
+        let number = |field: &str| match args.get(field) {
+            None => Err(self.fail(ErrorKind::MissingField, format!("args.{field} is required"))),
+            Some(v) => v
+                .as_u64()
+                .and_then(|n| u32::try_from(n).ok())
+                .ok_or_else(|| self.fail(ErrorKind::Malformed, format!("args.{field} must be a non-negative integer"))),
+        };
+        let (part, parts) = (number("part")?, number("parts")?);
+        if !(1..=MAX_UPLOAD_PARTS).contains(&parts) {
+            return Err(self.fail(ErrorKind::BadArgument, format!("args.parts is {parts}: use 1 to {MAX_UPLOAD_PARTS}")));
+        }
+        if part >= parts {
+            return Err(self.fail(
+                ErrorKind::BadArgument,
+                format!("args.part is {part}, but parts are numbered 0 to {} of {parts}", parts - 1),
+            ));
+        }
+        let hex = self.string(args, "sha256")?;
+        let mut sha256 = [0u8; 32];
+        let ok = hex.len() == 64
+            && hex.is_ascii()
+            && sha256
+                .iter_mut()
+                .enumerate()
+                .all(|(i, b)| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).map(|v| *b = v).is_ok());
+        if !ok {
+            return Err(self.fail(ErrorKind::BadArgument, "args.sha256 must be 64 hex digits".into()));
+        }
+        let data = self.base64(args, "data")?;
+        Ok(UploadPart { upload: upload.to_string(), part, parts, sha256, data })
     }
 
     fn string<'a>(&self, args: &'a Map<String, Value>, field: &str) -> Result<&'a str, CommandParseError> {
@@ -440,6 +511,37 @@ mod tests {
         assert!(err.message.contains("args.incident"), "{err}");
         assert_eq!(code(parse("incident.verify", json!({"incident": -1}))), "malformed");
         assert_eq!(code(parse("snapshot", json!({"camera": 3}))), "malformed");
+    }
+
+    #[test]
+    fn a_chunked_install_parses_part_by_part_and_bad_parts_are_named() {
+        let sha = "ab".repeat(32);
+        let part = json!({"upload": "u-1", "part": 1, "parts": 3, "sha256": sha, "data": "VklHSUw="});
+        assert_eq!(
+            command("plugin.install", part),
+            UplinkCommand::PluginUpload(UploadPart {
+                upload: "u-1".into(),
+                part: 1,
+                parts: 3,
+                sha256: [0xab; 32],
+                data: b"VIGIL".to_vec()
+            })
+        );
+        let bad = [
+            (json!({"upload": "u 1", "part": 0, "parts": 1, "sha256": sha, "data": "QQ=="}), "args.upload"),
+            (json!({"upload": "u", "part": 3, "parts": 3, "sha256": sha, "data": "QQ=="}), "numbered 0 to 2"),
+            (json!({"upload": "u", "part": 0, "parts": 0, "sha256": sha, "data": "QQ=="}), "args.parts is 0"),
+            (json!({"upload": "u", "part": 0, "parts": 1, "sha256": "xyz", "data": "QQ=="}), "64 hex digits"),
+            (json!({"upload": "u", "part": 0, "parts": 1, "sha256": "é".repeat(32), "data": "QQ=="}), "64 hex"),
+            (json!({"upload": "u", "part": 0, "parts": 1, "sha256": sha, "data": ""}), "args.data is empty"),
+            (json!({"upload": "u", "part": 0, "parts": 1, "sha256": sha}), "args.data is required"),
+            (json!({"upload": "u", "part": -1, "parts": 1, "sha256": sha, "data": "QQ=="}), "args.part must be"),
+            (json!({"upload": "u", "part": 0, "parts": 1, "sha256": sha, "data": "QQ==", "x": 1}), "args.x"),
+        ];
+        for (args, words) in bad {
+            let err = parse("plugin.install", args.clone()).unwrap_err();
+            assert!(err.message.contains(words), "{args}: {err}");
+        }
     }
 
     #[test]

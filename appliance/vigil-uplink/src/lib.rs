@@ -31,7 +31,7 @@ pub mod topics;
 pub use alert::{AlertContext, alert_id, alert_json, parse_ack};
 pub use cap::alert_cap;
 pub use command::{
-    CommandParseError, CommandResponse, ErrorKind, ResponseError, UplinkCommand, UplinkRequest, command_json,
+    CommandParseError, CommandResponse, ErrorKind, ResponseError, UploadPart, UplinkCommand, UplinkRequest, command_json,
     parse_command, response_json, response_with_data,
 };
 pub use config::{Desired, Reported, Verdict};

@@ -12,6 +12,7 @@
 //! data. A request id seen before gets the first response again and is not
 //! executed twice.
 
+use crate::uploads::{Progress, Uploads};
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -222,12 +223,13 @@ impl Agent {
                 self.publish_telemetry();
                 (Ok(()), None)
             }
-            UplinkCommand::PluginInstall { .. } | UplinkCommand::PluginRemove { .. } | UplinkCommand::PluginList => {
-                match &self.p.plugins {
-                    None => (Err(("unavailable", "this vigild has no plugin host".to_string())), None),
-                    Some(host) => plugin_command(host, request.command.clone(), &request.operator),
-                }
-            }
+            UplinkCommand::PluginInstall { .. }
+            | UplinkCommand::PluginUpload(_)
+            | UplinkCommand::PluginRemove { .. }
+            | UplinkCommand::PluginList => match &self.p.plugins {
+                None => (Err(("unavailable", "this vigild has no plugin host".to_string())), None),
+                Some(host) => plugin_command(host, &self.p.data_dir, request.command.clone(), &request.operator),
+            },
             UplinkCommand::LogLevel(level) => {
                 let r = (self.p.set_log_level)(&level).map_err(|e| ("bad-argument", e));
                 if r.is_ok() {
@@ -428,17 +430,26 @@ impl Agent {
 /// Carries out a `plugin.*` command.
 fn plugin_command(
     host: &vigil_plugins::PluginHost,
+    data_dir: &Path,
     command: UplinkCommand,
     operator: &str,
 ) -> (Result<(), (&'static str, String)>, Option<serde_json::Value>) {
+    let install = |package: &[u8]| match host.install(package) {
+        Ok(p) => {
+            tracing::warn!(plugin = %p.name, version = %p.version, replaced = ?p.replaced, denied = ?p.denied, operator, "plugin installed by the district");
+            let data = serde_json::json!({"name": p.name, "version": p.version, "replaced": p.replaced, "denied": p.denied});
+            (Ok(()), Some(data))
+        }
+        Err(e) => (Err(("plugin-refused", e.to_string())), None),
+    };
     match command {
-        UplinkCommand::PluginInstall { package } => match host.install(&package) {
-            Ok(p) => {
-                tracing::warn!(plugin = %p.name, version = %p.version, replaced = ?p.replaced, denied = ?p.denied, operator, "plugin installed by the district");
-                let data = serde_json::json!({"name": p.name, "version": p.version, "replaced": p.replaced, "denied": p.denied});
-                (Ok(()), Some(data))
+        UplinkCommand::PluginInstall { package } => install(&package),
+        UplinkCommand::PluginUpload(part) => match Uploads::new(data_dir).add(&part) {
+            Ok(Progress::Partial { received, parts }) => {
+                (Ok(()), Some(serde_json::json!({"upload": part.upload, "received": received, "parts": parts})))
             }
-            Err(e) => (Err(("plugin-refused", e.to_string())), None),
+            Ok(Progress::Complete(package)) => install(&package),
+            Err(e) => (Err(("bad-argument", e)), None),
         },
         UplinkCommand::PluginRemove { name } => match host.remove(&name) {
             Ok(()) => {

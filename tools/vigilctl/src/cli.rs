@@ -247,6 +247,10 @@ pub enum PluginCmd {
         /// The package from `plugin sign`
         #[arg(value_name = "PACKAGE.vpk")]
         package: PathBuf,
+        /// Send a package larger than this in parts of this size, KiB (brokers limit message
+        /// sizes: 128 KiB on some cloud brokers, 1 MiB on the device's embedded one)
+        #[arg(long, value_name = "KIB", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=3072))]
+        chunk_kib: u32,
     },
     /// Stop a plugin on a device and delete it with its stored data
     Remove {

@@ -236,6 +236,13 @@ fn on_command(client: &Client, topics: &Topics, name: &str, payload: &[u8], prop
             let data = json!({"name": "door-lock", "version": "1.2.0", "replaced": "1.1.0", "denied": ["serial relay"], "bytes": package.len()});
             answer(id, Ok(()), Some(data))
         }
+        UplinkCommand::PluginUpload(part) if part.part + 1 < part.parts => {
+            answer(id, Ok(()), Some(json!({"upload": part.upload, "received": part.part + 1, "parts": part.parts})))
+        }
+        UplinkCommand::PluginUpload(part) => {
+            let data = json!({"name": "door-lock", "version": "1.2.0", "replaced": "1.1.0", "denied": ["serial relay"], "parts": part.parts});
+            answer(id, Ok(()), Some(data))
+        }
         UplinkCommand::PluginInstall { .. } => {
             answer(id, Err(("bad-package", "not a Vigil plugin package (no VIGILPKG header)")), None)
         }
@@ -359,8 +366,7 @@ fn plugin_install_list_and_remove_talk_to_the_device() {
     let _device = FakeDevice::start(&broker);
     let url = url(&broker);
     let dir = tempfile::tempdir().unwrap();
-    // Bigger than any other command, yet within the embedded broker's 1 MiB packet limit
-    // (devices accept up to 4 MiB; the district's broker must allow that much).
+    // Bigger than any other command; sent whole, still within the embedded broker's 1 MiB packet limit.
     let mut package = b"VIGILPKG".to_vec();
     package.resize(700_000, 0x5A);
     let file = dir.path().join("door-lock.vpk");
@@ -371,7 +377,12 @@ fn plugin_install_list_and_remove_talk_to_the_device() {
         install.stdout,
         "test-hs: installed door-lock 1.2.0 (replaced 1.1.0)\ndenied (not in its grant on test-hs): serial relay\n"
     );
+    // By default it travels in 64 KiB parts (the fake device answers the last with the part count);
+    // with a larger chunk size, whole.
     let json = vigilctl(&url, &["--json", "plugin", "install", DEVICE, path(&file)]);
+    let response: Value = serde_json::from_str(json.stdout.trim()).unwrap();
+    assert_eq!(response["data"]["parts"], 700_000usize.div_ceil(64 * 1024), "{response}");
+    let json = vigilctl(&url, &["--json", "plugin", "install", DEVICE, path(&file), "--chunk-kib", "1000"]);
     let response: Value = serde_json::from_str(json.stdout.trim()).unwrap();
     assert_eq!(response["data"]["bytes"], package.len(), "the device got every byte");
 

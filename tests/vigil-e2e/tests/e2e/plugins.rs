@@ -109,6 +109,24 @@ fn a_signed_plugin_answers_actions_and_is_managed_over_mqtt() {
     };
     let r = send("plugin.install", json!({"package": b64(&good)}), "install-good");
     assert_eq!((r["ok"].as_bool(), r["data"]["name"].as_str()), (Some(true), Some("good")), "{r}");
+    // The same package through vigilctl in 16 KiB parts, as for a broker with a small message
+    // limit: the device assembles the parts, checks the SHA-256 and installs it.
+    let file = dir.path().join("good.vpk");
+    std::fs::write(&file, &good).unwrap();
+    let out = std::process::Command::new(crate::daemon::vigilctl_bin())
+        .args(["--broker", &broker.url(), "--operator", "integrator@district", "--timeout", "20"])
+        .args(["plugin", "install", crate::daemon::DEVICE])
+        .arg(&file)
+        .args(["--chunk-kib", "16"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("installed good 1.0.0 (replaced 1.0.0)"),
+        "{} parts: {stdout}{}",
+        good.len().div_ceil(16 * 1024),
+        String::from_utf8_lossy(&out.stderr)
+    );
     let (rogue, _) = package::keygen();
     let r = send(
         "plugin.install",

@@ -92,7 +92,9 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             config::push(&mut conn, &ctx, &device, desired_toml.unwrap_or_default(), version).await
         }
         Cmd::Snapshot { device, camera, output } => snapshot::run(&mut conn, &ctx, &device, &camera, &output).await,
-        Cmd::Plugin(PluginCmd::Install { device, .. }) => plugin::install(&mut conn, &ctx, &device, &package).await,
+        Cmd::Plugin(PluginCmd::Install { device, chunk_kib, .. }) => {
+            plugin::install(&mut conn, &ctx, &device, &package, chunk_kib as usize * 1024).await
+        }
         Cmd::Plugin(PluginCmd::List { device }) => plugin::list(&mut conn, &ctx, &device).await,
         other => match other.device_command() {
             Some((device, command)) => device::run(&mut conn, &ctx, device, &command).await,

@@ -21,7 +21,7 @@ use vigil_plugins::{
     PluginInfo, PluginState, SUPPORTED_WIT, SrpAction,
 };
 use vigil_uplink::Topics;
-use vigil_uplink::command::MAX_INSTALL_PAYLOAD;
+use vigil_uplink::command::{MAX_UPLOAD, MAX_UPLOAD_PARTS};
 
 use super::Ctx;
 use crate::cli::{Action, DeviceCommand, PluginCmd, RunArgs, SampleEvent};
@@ -29,22 +29,6 @@ use crate::conn::Conn;
 use crate::failure::Failure;
 use crate::render;
 use crate::request::{self, Pending};
-
-/// Room left in the 4 MiB `plugin.install` message for the JSON envelope,
-/// the topic and the MQTT properties.
-const ENVELOPE_HEADROOM: usize = 8 * 1024;
-
-/// The largest package a device accepts: it travels base64-encoded (4 bytes
-/// per 3) in a command of at most [`MAX_INSTALL_PAYLOAD`] bytes, which is
-/// also the broker connection's packet limit.
-pub const MAX_PACKAGE: usize = {
-    let limit = if MAX_INSTALL_PAYLOAD < vigil_link::MAX_PACKET as usize {
-        MAX_INSTALL_PAYLOAD
-    } else {
-        vigil_link::MAX_PACKET as usize
-    };
-    (limit - ENVELOPE_HEADROOM) / 4 * 3
-};
 
 /// Runs the plugin commands that need no broker; `None` for the others.
 pub fn local(command: &PluginCmd, ctx: &Ctx) -> Option<Result<(), Failure>> {
@@ -128,8 +112,8 @@ fn sign(ctx: &Ctx, manifest: &Path, component: &Path, key: &Path, output: &Path)
                 bytes.len(),
                 output.display()
             );
-            if bytes.len() > MAX_PACKAGE {
-                text += &format!("\nwarning: devices accept packages up to {MAX_PACKAGE} bytes; this one cannot be installed");
+            if bytes.len() > MAX_UPLOAD {
+                text += &format!("\nwarning: devices accept packages up to {MAX_UPLOAD} bytes; this one cannot be installed");
             }
             text
         },
@@ -342,10 +326,10 @@ fn result_json(result: &ActionResult) -> Value {
 /// Reads the package for `plugin install` and refuses one too big to send.
 pub fn read_package(path: &Path) -> Result<Vec<u8>, Failure> {
     let bytes = read(path, "package")?;
-    if bytes.len() > MAX_PACKAGE {
+    if bytes.len() > MAX_UPLOAD {
         return Err(Failure::Usage(format!(
-            "the package {} is {} bytes; a device accepts packages up to {MAX_PACKAGE} bytes (they travel \
-             base64-encoded in a command of at most 4 MiB): build the component in release mode and strip it",
+            "the package {} is {} bytes; a device accepts packages up to {MAX_UPLOAD} bytes: build the component \
+             in release mode and strip it",
             path.display(),
             bytes.len()
         )));
@@ -353,17 +337,57 @@ pub fn read_package(path: &Path) -> Result<Vec<u8>, Failure> {
     Ok(bytes)
 }
 
-/// The `plugin.install` command for a package.
-pub fn install_command(package: &[u8]) -> DeviceCommand {
-    let encoded = base64::engine::general_purpose::STANDARD.encode(package);
-    DeviceCommand { name: "plugin.install", args: json!({"package": encoded}) }
+/// The `plugin.install` commands for a package: one carrying it whole when
+/// it fits in `chunk` bytes, else one per part, each naming the upload, its
+/// index and the whole package's SHA-256.
+pub fn install_commands(package: &[u8], chunk: usize, upload: &str) -> Vec<DeviceCommand> {
+    use sha2::Digest as _;
+    let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+    if package.len() <= chunk {
+        return vec![DeviceCommand { name: "plugin.install", args: json!({"package": b64(package)}) }];
+    }
+    // Never more parts than a device accepts: grow the parts instead.
+    let chunk = chunk.max(package.len().div_ceil(MAX_UPLOAD_PARTS as usize));
+    let sha256: String = sha2::Sha256::digest(package).iter().map(|b| format!("{b:02x}")).collect();
+    let parts = package.len().div_ceil(chunk);
+    package
+        .chunks(chunk)
+        .enumerate()
+        .map(|(i, data)| DeviceCommand {
+            name: "plugin.install",
+            args: json!({"upload": upload, "part": i, "parts": parts, "sha256": sha256, "data": b64(data)}),
+        })
+        .collect()
 }
 
-/// `plugin install`: sends the package and prints the device's answer.
-pub async fn install(conn: &mut Conn, ctx: &Ctx, device: &Topics, package: &[u8]) -> Result<(), Failure> {
-    let command = install_command(package);
-    let pending = Pending::send(conn, device, &command, &ctx.operator, ctx.timeout, &[]).await?;
-    let response = pending.response(conn).await?;
+/// `plugin install`: sends the package (in parts of at most `chunk` bytes)
+/// and prints the device's answer to the last part.
+pub async fn install(
+    conn: &mut Conn,
+    ctx: &Ctx,
+    device: &Topics,
+    package: &[u8],
+    chunk: usize,
+) -> Result<(), Failure> {
+    let upload = conn.next_request_id();
+    let commands = install_commands(package, chunk, &upload);
+    let total = commands.len();
+    let mut last = None;
+    for (i, command) in commands.into_iter().enumerate() {
+        let pending = Pending::send(conn, device, &command, &ctx.operator, ctx.timeout, &[]).await?;
+        let response = pending.response(conn).await?;
+        if !response.ok || i + 1 == total {
+            last = Some(response);
+            break;
+        }
+        if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+            eprint!("\r\x1b[2Ksent part {}/{total} of {} bytes", i + 1, package.len());
+        }
+    }
+    if total > 1 && std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        eprint!("\r\x1b[2K");
+    }
+    let response = last.expect("a package is at least one command");
     if ctx.json {
         println!("{}", serde_json::to_string(&response).unwrap_or_default());
     } else if response.ok {
@@ -389,11 +413,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_largest_package_fits_the_install_command() {
-        let command = install_command(&vec![0xA5; MAX_PACKAGE]);
-        let payload = vigil_uplink::command_json("vigilctl-12345-abcdef-1", &"é".repeat(128), command.args);
-        assert!(payload.len() + 1024 <= vigil_link::MAX_PACKET as usize, "{} bytes", payload.len());
-        assert!(vigil_uplink::parse_command("plugin.install", &payload).is_ok());
+    fn a_large_package_goes_in_parts_the_device_parses_and_reassembles() {
+        let package: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        let small = install_commands(&package[..1000], 64 * 1024, "u");
+        assert_eq!(small.len(), 1);
+        assert!(small[0].args.get("package").is_some());
+
+        let commands = install_commands(&package, 64 * 1024, "vigilctl-1-a");
+        assert_eq!(commands.len(), 4);
+        let mut joined = Vec::new();
+        for command in commands {
+            let payload = vigil_uplink::command_json("r", &"é".repeat(128), command.args);
+            // Every part fits a 128 KiB broker message with room for the envelope.
+            assert!(payload.len() < 100 * 1024, "{} bytes", payload.len());
+            match vigil_uplink::parse_command("plugin.install", &payload).unwrap().command {
+                vigil_uplink::UplinkCommand::PluginUpload(part) => {
+                    assert_eq!((part.upload.as_str(), part.parts, part.part as usize), ("vigilctl-1-a", 4, joined.len()));
+                    joined.push(part.data);
+                }
+                other => panic!("not a part: {other:?}"),
+            }
+        }
+        assert_eq!(joined.concat(), package);
     }
 
     #[test]
