@@ -15,6 +15,9 @@ use base64::Engine as _;
 use wasmtime::component::{Resource, ResourceTable};
 use wasmtime::{ResourceLimiter, Result};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+use crate::http::HttpGate;
 
 use crate::types;
 
@@ -52,11 +55,19 @@ pub(crate) struct HostState {
     pub(crate) config_json: Arc<str>,
     pub(crate) serial_grants: BTreeMap<String, PathBuf>,
     pub(crate) clock_origin: Instant,
+    pub(crate) http: WasiHttpCtx,
+    pub(crate) http_gate: HttpGate,
 }
 
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl WasiHttpView for HostState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.http_gate }
     }
 }
 

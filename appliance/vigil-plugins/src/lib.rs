@@ -13,6 +13,7 @@
 mod actor;
 mod dispatch;
 mod host;
+mod http;
 pub mod package;
 mod runtime;
 mod types;
@@ -560,6 +561,7 @@ impl PluginHost {
         let sandbox = Sandbox {
             name: name.into(),
             network,
+            http: granted.network.clone(),
             serial,
             data_dir,
             config_json: grant.config.to_string().into(),

@@ -14,8 +14,10 @@ use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Config, Engine, Store};
 use wasmtime_wasi::sockets::SocketAddrUse;
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
+use wasmtime_wasi_http::WasiHttpCtx;
 
 use crate::host::{HostState, Kv, MemoryCap, v0_1_0};
+use crate::http::HttpGate;
 
 /// How often the epoch advances: the resolution of every call deadline.
 pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -39,6 +41,7 @@ impl Runtime {
         let engine = Engine::new(&config)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut linker)?;
         v0_1_0::VigilPlugin::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| s)?;
         let ticker_stop = Arc::new(AtomicBool::new(false));
         let ticker = {
@@ -116,6 +119,13 @@ impl Runtime {
             config_json: sandbox.config_json.clone(),
             serial_grants: sandbox.serial.clone(),
             clock_origin: Instant::now(),
+            http: WasiHttpCtx::new(),
+            http_gate: HttpGate {
+                plugin: sandbox.name.clone(),
+                allowed: sandbox.http.clone(),
+                deadline: sandbox.call_deadline,
+                denied: sandbox.denied_connects.clone(),
+            },
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.memory);
@@ -151,6 +161,8 @@ fn permitted(allowed: &[SocketAddr], addr: SocketAddr, use_: SocketAddrUse) -> b
 pub(crate) struct Sandbox {
     pub(crate) name: Arc<str>,
     pub(crate) network: Vec<SocketAddr>,
+    /// The same grants as `host:port`, for `wasi:http` requests.
+    pub(crate) http: Vec<String>,
     pub(crate) serial: BTreeMap<String, PathBuf>,
     pub(crate) data_dir: Option<PathBuf>,
     pub(crate) config_json: Arc<str>,

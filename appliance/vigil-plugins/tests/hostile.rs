@@ -371,3 +371,54 @@ fn kv_quota_and_unsubscribed_plugins() {
     host.install(&fixture.package("vigil_test_good", &hold_only)).unwrap();
     assert!(act(&host, 1).is_empty(), "lockdown is not dispatched to a hold-only plugin");
 }
+
+/// A one-connection-at-a-time HTTP/1.1 server on loopback answering every
+/// request `200 <body>`, and counting the requests it saw.
+fn http_server(body: &'static str) -> (String, Arc<Mutex<usize>>) {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let seen = Arc::new(Mutex::new(0));
+    let count = seen.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            // The request line and headers, up to the blank line.
+            while reader.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
+                line.clear();
+            }
+            *count.lock().unwrap() += 1;
+            let _ =
+                write!(stream, "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len());
+        }
+    });
+    (addr, seen)
+}
+
+#[test]
+fn http_reaches_granted_endpoints_only() {
+    let (granted, granted_seen) = http_server("hello");
+    let (other, other_seen) = http_server("secret");
+    let mut fixture = Fixture::new(Limits::default());
+    let urls = serde_json::json!({ "urls": [format!("http://{granted}/status"), format!("http://{other}/")] });
+    fixture
+        .config
+        .grants
+        .insert("fetch".into(), Grant { network: vec![granted.clone()], config: urls, ..Grant::default() });
+    let host = fixture.host();
+    // It asks for both; the operator granted one.
+    let installed = host
+        .install(&fixture.package("vigil_test_fetch", &manifest("fetch", "1.0.0", &[&granted, &other], false)))
+        .unwrap();
+    assert_eq!(installed.denied, vec![format!("network {other}")]);
+
+    let results = act(&host, 1);
+    let ActionResult::Done(lines) = result_of(&results, "fetch") else { panic!("{results:?}") };
+    let lines: Vec<&str> = lines.lines().collect();
+    assert_eq!(lines[0], "200 hello", "{lines:?}");
+    assert!(lines[1].contains("HTTP request denied"), "{lines:?}");
+    assert_eq!((*granted_seen.lock().unwrap(), *other_seen.lock().unwrap()), (1, 0), "the denied server saw nothing");
+    assert_eq!(info(&host, "fetch").metrics.denied_connects, 1);
+}

@@ -9,7 +9,8 @@
 //!
 //! This crate hides the generated bindings: implement [`Plugin`] on a type,
 //! name it in [`export_plugin!`], and use [`host`], [`kv`], [`config`],
-//! [`status`] and [`serial`] to talk to the host.
+//! [`status`], [`serial`] and [`http`] to talk to the host. Plain sockets
+//! are `std::net` (TCP and UDP), to granted endpoints only.
 //!
 //! ```no_run
 //! use serde::Deserialize;
@@ -279,6 +280,8 @@ pub mod kv {
         Ok(n)
     }
 }
+
+pub mod http;
 
 /// Serial ports the operator granted, by the name the grant gives them.
 pub mod serial {
