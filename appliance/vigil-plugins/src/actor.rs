@@ -121,8 +121,10 @@ impl Actor {
     ) -> std::io::Result<Actor> {
         let (tx, rx) = crossbeam_channel::bounded(QUEUE);
         let name = format!("plugin-{}", sandbox.name);
+        let rt = io_runtime()?;
         let worker = Worker {
             runtime,
+            rt,
             pre,
             sandbox,
             limits,
@@ -159,6 +161,8 @@ pub(crate) struct Live {
 
 struct Worker {
     runtime: Arc<Runtime>,
+    /// Drives this plugin's calls and its WASI I/O, on the worker's thread.
+    rt: tokio::runtime::Runtime,
     pre: v0_1_0::VigilPluginPre<HostState>,
     sandbox: Sandbox,
     limits: Limits,
@@ -199,7 +203,7 @@ impl Worker {
     fn start(&mut self) {
         lock(&self.shared).state = PluginState::Starting;
         let started = Instant::now();
-        match instantiate(&self.runtime, &self.pre, &self.sandbox) {
+        match instantiate(&self.rt, &self.runtime, &self.pre, &self.sandbox) {
             Ok(live) => {
                 self.record(started, live.store.data(), false, false);
                 self.live = Some(live);
@@ -218,19 +222,25 @@ impl Worker {
             return;
         }
         let Some(mut live) = self.live.take() else { return };
-        arm(&mut live.store, self.sandbox.call_deadline);
-        let plugin = live.bindings.vigil_plugin_plugin();
+        let deadline = self.sandbox.call_deadline;
+        arm(&mut live.store, deadline);
         let started = Instant::now();
-        let (outcome, reply) = match msg {
-            Msg::Event(e) => (plugin.call_on_event(&mut live.store, &host::event(&e)).map(|()| None), None),
-            Msg::Tick(now) => (plugin.call_on_tick(&mut live.store, now).map(|()| None), None),
-            Msg::Action(request, reply) => (
-                plugin
-                    .call_on_action(&mut live.store, &host::action_request(&request))
-                    .map(|r| Some(host::action_result(r))),
-                Some(reply),
-            ),
+        let (call, reply) = match msg {
+            Msg::Event(e) => (Call::Event(e), None),
+            Msg::Tick(now) => (Call::Tick(now), None),
+            Msg::Action(request, reply) => (Call::Action(request), Some(reply)),
         };
+        let outcome = self.rt.block_on(overdue(deadline, async {
+            let plugin = live.bindings.vigil_plugin_plugin();
+            match call {
+                Call::Event(e) => plugin.call_on_event(&mut live.store, &host::event(&e)).await.map(|()| None),
+                Call::Tick(now) => plugin.call_on_tick(&mut live.store, now).await.map(|()| None),
+                Call::Action(request) => plugin
+                    .call_on_action(&mut live.store, &host::action_request(&request))
+                    .await
+                    .map(|r| Some(host::action_result(r))),
+            }
+        }));
         let failed = matches!(outcome, Ok(Some(ActionResult::Failed(_))));
         self.record(started, live.store.data(), outcome.is_err() || failed, outcome.is_err());
         let result = match outcome {
@@ -240,7 +250,7 @@ impl Worker {
                 result
             }
             Err(e) => {
-                let reason = describe(&e, self.sandbox.call_deadline);
+                let reason = describe(&e, deadline);
                 tracing::warn!(plugin = &*self.sandbox.name, %reason, "plugin crashed; its instance is torn down");
                 drop(live);
                 self.crashed(reason.clone());
@@ -297,9 +307,46 @@ impl Worker {
     }
 }
 
+/// What a call asks of the plugin.
+enum Call {
+    Event(Event),
+    Tick(u64),
+    Action(ActionRequest),
+}
+
+/// A call still blocked in the host (in WASI I/O: a socket read, an HTTP
+/// response, a sleep) when its deadline passed; the epoch deadline only
+/// interrupts guest code.
+#[derive(Debug)]
+struct Overdue(Duration);
+
+impl fmt::Display for Overdue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "timed out after {} waiting on I/O", format_duration(self.0))
+    }
+}
+
+impl std::error::Error for Overdue {}
+
+/// Runs `call`, cancelling it if it is still pending a little after
+/// `deadline` (guest code past the deadline traps on the epoch first).
+async fn overdue<T>(deadline: Duration, call: impl Future<Output = wasmtime::Result<T>>) -> wasmtime::Result<T> {
+    match tokio::time::timeout(deadline + 2 * EPOCH_TICK, call).await {
+        Ok(result) => result,
+        Err(_) => Err(wasmtime::Error::new(Overdue(deadline))),
+    }
+}
+
+/// The runtime a worker drives its calls on: one thread, with the I/O and
+/// timer drivers WASI sockets and `tokio::time` need.
+pub(crate) fn io_runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread().enable_io().enable_time().build()
+}
+
 /// Builds a fresh instance and runs `init` under the call deadline: the
 /// health check at install and every (re)start.
 pub(crate) fn instantiate(
+    rt: &tokio::runtime::Runtime,
     runtime: &Runtime,
     pre: &v0_1_0::VigilPluginPre<HostState>,
     sandbox: &Sandbox,
@@ -307,13 +354,16 @@ pub(crate) fn instantiate(
     let deadline = sandbox.call_deadline;
     let mut store = runtime.store(sandbox).map_err(|e| format!("cannot build its sandbox: {e:#}"))?;
     arm(&mut store, deadline);
-    let bindings =
-        pre.instantiate(&mut store).map_err(|e| format!("cannot instantiate: {}", describe(&e, deadline)))?;
-    match bindings.vigil_plugin_plugin().call_init(&mut store) {
-        Ok(Ok(())) => Ok(Live { store, bindings }),
-        Ok(Err(reason)) => Err(format!("init failed: {reason}")),
-        Err(e) => Err(format!("init crashed: {}", describe(&e, deadline))),
-    }
+    rt.block_on(async {
+        let bindings = overdue(deadline, pre.instantiate_async(&mut store))
+            .await
+            .map_err(|e| format!("cannot instantiate: {}", describe(&e, deadline)))?;
+        match overdue(deadline, bindings.vigil_plugin_plugin().call_init(&mut store)).await {
+            Ok(Ok(())) => Ok(Live { store, bindings }),
+            Ok(Err(reason)) => Err(format!("init failed: {reason}")),
+            Err(e) => Err(format!("init crashed: {}", describe(&e, deadline))),
+        }
+    })
 }
 
 fn arm(store: &mut Store<HostState>, deadline: Duration) {
@@ -327,6 +377,9 @@ pub(crate) fn describe(e: &wasmtime::Error, deadline: Duration) -> String {
         Some(Trap::Interrupt) => format!("timed out after {}", format_duration(deadline)),
         Some(Trap::StackOverflow) => "trapped: stack overflow".into(),
         Some(trap) => format!("trapped: {trap}"),
-        None => e.root_cause().to_string(),
+        None => match e.downcast_ref::<Overdue>() {
+            Some(overdue) => overdue.to_string(),
+            None => e.root_cause().to_string(),
+        },
     }
 }

@@ -26,7 +26,11 @@ pub(crate) mod v0_1_0 {
     wasmtime::component::bindgen!({
         path: "../../wit/v0.1.0",
         world: "vigil-plugin",
+        // Vigil's own imports are quick and synchronous; the exports are
+        // async so a worker can cancel a call stuck in WASI I/O (sockets,
+        // HTTP, sleeps), which epoch interruption cannot reach.
         imports: { default: trappable },
+        exports: { default: async },
         with: { "vigil:plugin/serial.port": super::SerialPort },
     });
 }

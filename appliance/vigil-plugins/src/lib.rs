@@ -301,7 +301,12 @@ impl PluginHost {
             move |source| InstallError::Io { plugin, path, source }
         };
         let prepared = self.prepare(package.manifest, |rt| Component::new(&rt.engine, &package.component))?;
-        actor::instantiate(&self.runtime, &prepared.pre, &prepared.sandbox)
+        let rt = actor::io_runtime().map_err(|source| InstallError::Io {
+            plugin: name.clone(),
+            path: self.config.state_dir.clone(),
+            source,
+        })?;
+        actor::instantiate(&rt, &self.runtime, &prepared.pre, &prepared.sandbox)
             .map_err(|reason| InstallError::HealthCheck { plugin: name.clone(), reason })?;
 
         let staging = dir.join("staging");

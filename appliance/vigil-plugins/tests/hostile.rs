@@ -422,3 +422,33 @@ fn http_reaches_granted_endpoints_only() {
     assert_eq!((*granted_seen.lock().unwrap(), *other_seen.lock().unwrap()), (1, 0), "the denied server saw nothing");
     assert_eq!(info(&host, "fetch").metrics.denied_connects, 1);
 }
+
+#[test]
+fn a_call_blocked_in_io_is_cancelled_at_its_deadline_and_the_plugin_comes_back() {
+    // A peer that accepts and never says a word.
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = silent.local_addr().unwrap().to_string();
+    let held = Arc::new(Mutex::new(Vec::new()));
+    let keep = held.clone();
+    std::thread::spawn(move || {
+        for s in silent.incoming().flatten() {
+            keep.lock().unwrap().push(s);
+        }
+    });
+    let mut fixture = Fixture::new(Limits { call_deadline: Duration::from_millis(500), ..Limits::default() });
+    fixture.config.grants.insert(
+        "stall".into(),
+        Grant { network: vec![addr.clone()], config: serde_json::json!({ "connect": addr }), ..Grant::default() },
+    );
+    let host = fixture.host();
+    host.install(&fixture.package("vigil_test_stall", &manifest("stall", "1.0.0", &[&addr], false))).unwrap();
+
+    let results = act(&host, 1);
+    assert_eq!(failed(result_of(&results, "stall")), "timed out after 500 ms waiting on I/O");
+    assert!(!held.lock().unwrap().is_empty(), "the plugin did connect");
+    // The stuck instance was torn down and a fresh one answers again.
+    let back = wait_state(&host, "stall", |s| *s == PluginState::Running);
+    assert_eq!((back.metrics.traps, back.metrics.restarts), (1, 1), "{back:?}");
+    let results = act(&host, 2);
+    assert_eq!(failed(result_of(&results, "stall")), "timed out after 500 ms waiting on I/O", "and again, not stuck");
+}
