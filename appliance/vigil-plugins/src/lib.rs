@@ -14,6 +14,7 @@ mod actor;
 mod dispatch;
 mod host;
 mod http;
+mod output;
 pub mod package;
 mod runtime;
 mod types;

@@ -18,6 +18,7 @@ use wasmtime_wasi_http::WasiHttpCtx;
 
 use crate::host::{HostState, Kv, MemoryCap, v0_1_0};
 use crate::http::HttpGate;
+use crate::output::{GuestOutput, Stream};
 
 /// How often the epoch advances: the resolution of every call deadline.
 pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -88,8 +89,11 @@ impl Runtime {
     /// host state. Grants nothing the `Sandbox` does not name.
     pub(crate) fn store(&self, sandbox: &Sandbox) -> wasmtime::Result<Store<HostState>> {
         let mut wasi = WasiCtxBuilder::new();
-        // No env, no args, no stdio: the WASI defaults are empty input and
-        // discarded output. Plugins log through `host.log`.
+        // No env, no args, empty stdin. Plugins log through `host.log`;
+        // what they print (a Rust panic's message, for one) becomes log lines
+        // tagged with their name.
+        wasi.stdout(GuestOutput::new(sandbox.name.clone(), Stream::Stdout));
+        wasi.stderr(GuestOutput::new(sandbox.name.clone(), Stream::Stderr));
         wasi.allow_ip_name_lookup(false);
         // Sockets are on so that every attempt reaches the address check
         // below, which refuses (and logs, with the plugin's name) anything

@@ -340,7 +340,9 @@ impl Parser {
         };
         let (part, parts) = (number("part")?, number("parts")?);
         if !(1..=MAX_UPLOAD_PARTS).contains(&parts) {
-            return Err(self.fail(ErrorKind::BadArgument, format!("args.parts is {parts}: use 1 to {MAX_UPLOAD_PARTS}")));
+            return Err(
+                self.fail(ErrorKind::BadArgument, format!("args.parts is {parts}: use 1 to {MAX_UPLOAD_PARTS}"))
+            );
         }
         if part >= parts {
             return Err(self.fail(

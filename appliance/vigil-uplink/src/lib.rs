@@ -31,8 +31,8 @@ pub mod topics;
 pub use alert::{AlertContext, alert_id, alert_json, parse_ack};
 pub use cap::alert_cap;
 pub use command::{
-    CommandParseError, CommandResponse, ErrorKind, ResponseError, UploadPart, UplinkCommand, UplinkRequest, command_json,
-    parse_command, response_json, response_with_data,
+    CommandParseError, CommandResponse, ErrorKind, ResponseError, UplinkCommand, UplinkRequest, UploadPart,
+    command_json, parse_command, response_json, response_with_data,
 };
 pub use config::{Desired, Reported, Verdict};
 pub use status::StatusDoc;

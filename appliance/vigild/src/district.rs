@@ -437,7 +437,8 @@ fn plugin_command(
     let install = |package: &[u8]| match host.install(package) {
         Ok(p) => {
             tracing::warn!(plugin = %p.name, version = %p.version, replaced = ?p.replaced, denied = ?p.denied, operator, "plugin installed by the district");
-            let data = serde_json::json!({"name": p.name, "version": p.version, "replaced": p.replaced, "denied": p.denied});
+            let data =
+                serde_json::json!({"name": p.name, "version": p.version, "replaced": p.replaced, "denied": p.denied});
             (Ok(()), Some(data))
         }
         Err(e) => (Err(("plugin-refused", e.to_string())), None),

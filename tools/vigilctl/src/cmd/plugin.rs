@@ -362,13 +362,7 @@ pub fn install_commands(package: &[u8], chunk: usize, upload: &str) -> Vec<Devic
 
 /// `plugin install`: sends the package (in parts of at most `chunk` bytes)
 /// and prints the device's answer to the last part.
-pub async fn install(
-    conn: &mut Conn,
-    ctx: &Ctx,
-    device: &Topics,
-    package: &[u8],
-    chunk: usize,
-) -> Result<(), Failure> {
+pub async fn install(conn: &mut Conn, ctx: &Ctx, device: &Topics, package: &[u8], chunk: usize) -> Result<(), Failure> {
     let upload = conn.next_request_id();
     let commands = install_commands(package, chunk, &upload);
     let total = commands.len();
@@ -428,7 +422,10 @@ mod tests {
             assert!(payload.len() < 100 * 1024, "{} bytes", payload.len());
             match vigil_uplink::parse_command("plugin.install", &payload).unwrap().command {
                 vigil_uplink::UplinkCommand::PluginUpload(part) => {
-                    assert_eq!((part.upload.as_str(), part.parts, part.part as usize), ("vigilctl-1-a", 4, joined.len()));
+                    assert_eq!(
+                        (part.upload.as_str(), part.parts, part.part as usize),
+                        ("vigilctl-1-a", 4, joined.len())
+                    );
                     joined.push(part.data);
                 }
                 other => panic!("not a part: {other:?}"),
