@@ -6,6 +6,7 @@
 //! `target/models`. Both steps are skipped when their inputs are unchanged.
 
 mod env;
+mod image;
 mod plugins;
 
 use std::path::PathBuf;
@@ -24,7 +25,8 @@ commands:
                                         (--micro: criterion micro-benchmarks instead)
   camera [--port N]                    serve the demo scene as an RTSP camera at rtsp://127.0.0.1:N/clip
                                         (default 8554), for config/rtsp-demo.toml
-  setup                                only make the venv and the models";
+  setup                                only make the venv and the models
+  crates-inc                           regenerate the image's vigild-crates.inc from Cargo.lock";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -34,6 +36,7 @@ fn main() -> ExitCode {
         Some("bench") => bench(&args[1..]),
         Some("camera") => camera(&args[1..]),
         Some("setup") => Env::prepare().map(|_| ()),
+        Some("crates-inc") => image::write_crates_inc(),
         Some("-h" | "--help") => {
             println!("{USAGE}");
             Ok(())
@@ -137,6 +140,8 @@ fn test(args: &[String]) -> Result<(), String> {
     let env = Env::prepare()?;
     // The plugin host's tests load the test components.
     plugins::build(&env.root)?;
+    // The image layer's checks need the venv's oelint-adv and kas, made above.
+    image::check(&env)?;
     let extra: Vec<&str> = match args.iter().position(|a| a == "--") {
         Some(i) => args[i + 1..].iter().map(String::as_str).collect(),
         None => Vec::new(),

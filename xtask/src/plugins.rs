@@ -12,6 +12,7 @@ const TARGET: &str = "wasm32-wasip2";
 pub fn build(root: &Path) -> Result<PathBuf, String> {
     ensure_target()?;
     let plugins = root.join("plugins");
+    pa_paging_audio(&plugins.join("pa-paging/audio"))?;
     println!("xtask: building the plugins for {TARGET}");
     let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     cmd.args(["build", "--release", "--target", TARGET, "--manifest-path"])
@@ -22,6 +23,31 @@ pub fn build(root: &Path) -> Result<PathBuf, String> {
         .env_remove("CARGO_TARGET_DIR");
     run(&mut cmd)?;
     Ok(plugins.join("target").join(TARGET).join("release"))
+}
+
+/// Regenerates the pa-paging plugin's announcements (`make.sh`: espeak-ng and
+/// sox) when one is missing or older than the script; the plugin embeds them
+/// with `include_bytes!`. The script lists its outputs itself (`--outputs`).
+fn pa_paging_audio(audio: &Path) -> Result<(), String> {
+    let script = audio.join("make.sh");
+    let listed = Command::new("sh")
+        .arg(&script)
+        .arg("--outputs")
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
+    if !listed.status.success() {
+        return Err(format!("{} --outputs failed: {}", script.display(), String::from_utf8_lossy(&listed.stderr)));
+    }
+    let modified = |path: &Path| std::fs::metadata(path).and_then(|m| m.modified()).ok();
+    let script_time = modified(&script).ok_or_else(|| format!("cannot read {}", script.display()))?;
+    let stale = String::from_utf8_lossy(&listed.stdout)
+        .lines()
+        .any(|name| modified(&audio.join(name)).is_none_or(|t| t < script_time));
+    if !stale {
+        return Ok(());
+    }
+    println!("xtask: generating the pa-paging announcements ({})", script.display());
+    run(Command::new("sh").arg(&script))
 }
 
 /// Installs the target's standard library with rustup unless it is there already.
