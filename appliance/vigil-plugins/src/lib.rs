@@ -40,6 +40,8 @@ use runtime::{Runtime, Sandbox};
 
 const PACKAGE_FILE: &str = "package.vigilpkg";
 const CACHE_FILE: &str = "component.cwasm";
+/// Present while an operator has disabled the plugin; holds the reason.
+const DISABLED_FILE: &str = "disabled";
 
 /// What the host needs to start.
 #[derive(Debug, Clone)]
@@ -290,8 +292,9 @@ impl PluginHost {
 
     /// Verifies, compiles and health-checks a package, then replaces the
     /// running version (kept for `rollback`). On any error the running
-    /// version and its files are untouched, except that the health check's
-    /// `init` runs against the plugin's real KV store (what it writes stays).
+    /// version and its files are untouched: the health check's `init` runs
+    /// against a scratch copy of the plugin's KV store. An install also ends
+    /// an operator's `disable`.
     pub fn install(&self, package_bytes: &[u8]) -> Result<InstalledPlugin, InstallError> {
         let package = package::open(package_bytes, &self.config.trusted_keys)?;
         let name = package.manifest.name.clone();
@@ -302,17 +305,24 @@ impl PluginHost {
             move |source| InstallError::Io { plugin, path, source }
         };
         let prepared = self.prepare(package.manifest, |rt| Component::new(&rt.engine, &package.component))?;
-        let rt = actor::io_runtime().map_err(|source| InstallError::Io {
-            plugin: name.clone(),
-            path: self.config.state_dir.clone(),
-            source,
-        })?;
-        actor::instantiate(&rt, &self.runtime, &prepared.pre, &prepared.sandbox)
-            .map_err(|reason| InstallError::HealthCheck { plugin: name.clone(), reason })?;
-
         let staging = dir.join("staging");
         let _ = std::fs::remove_dir_all(&staging);
         std::fs::create_dir_all(&staging).map_err(io(&staging))?;
+        let mut check = prepared.sandbox.clone();
+        check.kv_path = staging.join("kv-check.json");
+        if prepared.sandbox.kv_path.exists() {
+            std::fs::copy(&prepared.sandbox.kv_path, &check.kv_path).map_err(io(&prepared.sandbox.kv_path))?;
+        }
+        check.status = Arc::new(Mutex::new(None));
+        let rt = actor::io_runtime().map_err(io(&staging))?;
+        let healthy = actor::instantiate(&rt, &self.runtime, &prepared.pre, &check);
+        let _ = std::fs::remove_file(&check.kv_path);
+        if let Err(reason) = healthy {
+            let _ = std::fs::remove_dir_all(&staging);
+            return Err(InstallError::HealthCheck { plugin: name.clone(), reason });
+        }
+        let _ = std::fs::remove_file(dir.join(DISABLED_FILE));
+
         let bytes = prepared.component.serialize().map_err(|e| io(&staging)(std::io::Error::other(e.to_string())))?;
         std::fs::write(staging.join(CACHE_FILE), bytes).map_err(io(&staging))?;
         std::fs::write(staging.join(PACKAGE_FILE), package_bytes).map_err(io(&staging))?;
@@ -354,9 +364,13 @@ impl PluginHost {
     }
 
     /// Starts every plugin installed in the state folder (at startup). Each
-    /// package is verified again against today's trusted keys.
+    /// package is verified again against today's trusted keys. An install
+    /// cut short between its two renames (power lost) is finished first.
     pub fn load_installed(&self) -> Vec<(String, Result<(), InstallError>)> {
         let root = self.config.state_dir.join("plugins");
+        for entry in std::fs::read_dir(&root).into_iter().flatten().flatten() {
+            finish_swap(&entry.path());
+        }
         let mut names: Vec<String> = std::fs::read_dir(&root)
             .into_iter()
             .flatten()
@@ -389,8 +403,17 @@ impl PluginHost {
         Ok(())
     }
 
-    /// Stops a plugin until the next `install`, `rollback` or restart of the host.
+    /// Stops a plugin until `enable` or its next `install`; it stays
+    /// stopped across restarts of the host.
     pub fn disable(&self, name: &str) -> Result<(), InstallError> {
+        let marker = self.dir(name).join(DISABLED_FILE);
+        if self.plugins().contains_key(name) {
+            std::fs::write(&marker, "disabled by an operator").map_err(|source| InstallError::Io {
+                plugin: name.into(),
+                path: marker,
+                source,
+            })?;
+        }
         let actor = {
             let mut plugins = self.plugins();
             let plugin = plugins.get_mut(name).ok_or_else(|| InstallError::NotInstalled(name.into()))?;
@@ -401,6 +424,18 @@ impl PluginHost {
             lock(&plugin.shared).state = PluginState::Disabled { reason: "disabled by an operator".into() };
         }
         tracing::info!(plugin = %name, "plugin disabled by an operator");
+        Ok(())
+    }
+
+    /// Starts a plugin an operator disabled.
+    pub fn enable(&self, name: &str) -> Result<(), InstallError> {
+        if !self.plugins().contains_key(name) {
+            return Err(InstallError::NotInstalled(name.into()));
+        }
+        let _ = std::fs::remove_file(self.dir(name).join(DISABLED_FILE));
+        let p = self.load_dir(name, &self.dir(name).join("current"))?;
+        self.activate(p.manifest, p.pre, p.sandbox);
+        tracing::info!(plugin = %name, "plugin enabled by an operator");
         Ok(())
     }
 
@@ -585,7 +620,8 @@ impl PluginHost {
     /// returns the version it replaced.
     fn activate(&self, manifest: Manifest, pre: v0_1_0::VigilPluginPre<HostState>, sandbox: Sandbox) -> Option<String> {
         let name = manifest.name.clone();
-        let enabled = self.config.grants.get(&name).is_none_or(|g| g.enabled);
+        let disabled_by_operator = self.dir(&name).join(DISABLED_FILE).exists();
+        let enabled = !disabled_by_operator && self.config.grants.get(&name).is_none_or(|g| g.enabled);
         let status = sandbox.status.clone();
         let call_deadline = sandbox.call_deadline;
         let (shared, actor) = if enabled {
@@ -598,10 +634,36 @@ impl PluginHost {
                 }
             }
         } else {
-            (actor::new_shared(PluginState::Disabled { reason: "not enabled in its grant".into() }), None)
+            let reason = if disabled_by_operator { "disabled by an operator" } else { "not enabled in its grant" };
+            (actor::new_shared(PluginState::Disabled { reason: reason.into() }), None)
         };
         let old = self.plugins().insert(name, Plugin { manifest, shared, status, call_deadline, actor });
         // Dropped outside the lock: stopping the old worker waits for its call in progress.
         old.map(|p| p.manifest.version)
+    }
+}
+
+/// Finishes an install or rollback that stopped between its renames: with
+/// `current` gone, the `staging` (if whole) or `previous` version becomes
+/// current again.
+fn finish_swap(dir: &Path) {
+    let current = dir.join("current");
+    if current.join(PACKAGE_FILE).exists() {
+        return;
+    }
+    for candidate in ["staging", "swap", "previous"] {
+        let from = dir.join(candidate);
+        if from.join(PACKAGE_FILE).exists() && from.join(CACHE_FILE).exists() {
+            let _ = std::fs::remove_dir_all(&current);
+            match std::fs::rename(&from, &current) {
+                Ok(()) => {
+                    tracing::warn!(plugin_dir = %dir.display(), from = candidate, "finished an interrupted plugin install")
+                }
+                Err(e) => {
+                    tracing::error!(plugin_dir = %dir.display(), error = %e, "cannot finish an interrupted plugin install")
+                }
+            }
+            return;
+        }
     }
 }

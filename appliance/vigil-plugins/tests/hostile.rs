@@ -204,7 +204,11 @@ fn hostile_plugins_crash_alone_and_the_good_one_keeps_answering() {
     }
     let good = info(&host, "good");
     assert_eq!((good.state, good.metrics.traps, good.metrics.errors), (PluginState::Running, 0, 0));
-    assert_eq!(good.status.as_deref(), Some(r#"{"calls":4}"#), "health check, init, two actions");
+    assert_eq!(
+        good.status.as_deref(),
+        Some(r#"{"calls":3}"#),
+        "init, two actions (the health check's copy is thrown away)"
+    );
 
     // ...and when events and ticks make the panicky one crash again.
     host.dispatch_event(&Event::Raised(request(3, SrpAction::Lockdown).incident));
@@ -289,6 +293,14 @@ fn upgrade_keeps_v1_when_v2_fails_its_health_check_and_rollback_restores_it() {
     assert_eq!(info(&host, "good").state.to_string(), "disabled: disabled by an operator");
     let results = act(&host, 4);
     assert_eq!(failed(result_of(&results, "good")), "plugin is disabled: disabled by an operator");
+    // Disabled stays disabled when the host restarts, until an operator enables it.
+    drop(host);
+    let host = fixture.host();
+    host.load_installed();
+    assert_eq!(info(&host, "good").state.to_string(), "disabled: disabled by an operator");
+    host.enable("good").unwrap();
+    wait_state(&host, "good", |s| *s == PluginState::Running);
+    assert_good_answers(&host, 5);
     host.remove("good").unwrap();
     assert!(host.list().is_empty());
     assert!(matches!(host.remove("good"), Err(InstallError::NotInstalled(_))));
@@ -301,7 +313,7 @@ fn installed_plugins_and_their_store_survive_a_restart() {
         let host = fixture.host();
         host.install(&fixture.package("vigil_test_good", &manifest("good", "1.0.0", &[], false))).unwrap();
         assert_good_answers(&host, 1);
-        assert_eq!(info(&host, "good").status.as_deref(), Some(r#"{"calls":3}"#), "health check, init, action");
+        assert_eq!(info(&host, "good").status.as_deref(), Some(r#"{"calls":2}"#), "init, action");
     }
     let host = fixture.host();
     let loaded = host.load_installed();
@@ -309,7 +321,11 @@ fn installed_plugins_and_their_store_survive_a_restart() {
     assert_eq!(loaded.len(), 1);
     assert!(fixture.state.path().join("plugins/good/current/component.cwasm").exists());
     assert_good_answers(&host, 2);
-    assert_eq!(info(&host, "good").status.as_deref(), Some(r#"{"calls":5}"#), "the KV count carried over");
+    assert_eq!(
+        info(&host, "good").status.as_deref(),
+        Some(r#"{"calls":4}"#),
+        "the KV count carried over (2 + init + action)"
+    );
 
     // A key no longer trusted refuses the installed package at the next start.
     let mut untrusting = fixture.config.clone();
@@ -451,4 +467,22 @@ fn a_call_blocked_in_io_is_cancelled_at_its_deadline_and_the_plugin_comes_back()
     assert_eq!((back.metrics.traps, back.metrics.restarts), (1, 1), "{back:?}");
     let results = act(&host, 2);
     assert_eq!(failed(result_of(&results, "stall")), "timed out after 500 ms waiting on I/O", "and again, not stuck");
+}
+
+#[test]
+fn an_install_cut_short_between_its_renames_is_finished_at_the_next_start() {
+    let fixture = Fixture::new(Limits::default());
+    {
+        let host = fixture.host();
+        host.install(&fixture.package("vigil_test_good", &manifest("good", "1.0.0", &[], false))).unwrap();
+        host.install(&fixture.package("vigil_test_good", &manifest("good", "2.0.0", &[], false))).unwrap();
+    }
+    // Power lost after `current` became `previous`, before `staging` became `current`.
+    let dir = fixture.state.path().join("plugins/good");
+    std::fs::rename(dir.join("current"), dir.join("staging")).unwrap();
+    let host = fixture.host();
+    let loaded = host.load_installed();
+    assert!(loaded.iter().all(|(_, r)| r.is_ok()), "{loaded:?}");
+    assert_eq!(info(&host, "good").version, "2.0.0", "the new version was whole, so it is the one running");
+    assert_eq!(host.rollback("good").unwrap().version, "1.0.0", "and the previous one is still kept");
 }
