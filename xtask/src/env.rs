@@ -41,6 +41,8 @@ const APT_PACKAGES: &[&str] = &[
     // The OS integration: RAUC and a private D-Bus for its tests, systemd's
     // unit checker for the image's units.
     "rauc",
+    // `rauc bundle` makes the test bundles' squashfs images.
+    "squashfs-tools",
     "dbus-daemon",
     "systemd",
 ];
