@@ -7,6 +7,7 @@
 //! Every field is documented in `docs/config.md`.
 
 mod labels;
+mod os;
 mod plugins;
 mod raw;
 mod uplink;
@@ -21,6 +22,7 @@ use vigil_core::playbook::{Playbook, SrpAction};
 use vigil_core::{CameraId, Location, Point, Polygon};
 
 pub use labels::parse_labels;
+pub use os::OsConfig;
 pub use plugins::{Grant, PluginsConfig, parse_key};
 pub use uplink::{AckPolicy, Broker, DEFAULT_EMBEDDED_LISTEN, RemoteBroker, TlsFiles, UplinkConfig, parse_broker_url};
 
@@ -53,6 +55,8 @@ pub struct Config {
     pub uplink: UplinkConfig,
     /// Plugins: trusted keys, limits and grants.
     pub plugins: PluginsConfig,
+    /// OS updates.
+    pub os: OsConfig,
 }
 
 /// `[device]`.

@@ -41,6 +41,7 @@ pub(crate) struct RawConfig {
     evidence: Option<Spanned<Evidence>>,
     uplink: Option<Spanned<crate::uplink::RawUplink>>,
     plugins: Option<Spanned<crate::plugins::RawPlugins>>,
+    os: Option<Spanned<crate::os::RawOs>>,
     #[serde(default)]
     camera: Vec<Spanned<Camera>>,
 }
@@ -296,6 +297,8 @@ impl RawConfig {
         let uplink = uplink.validate(&device.id, base).map_err(|m| (uplink_span, m))?;
         let (plugins, plugins_span) = section(&self.plugins);
         let plugins = plugins.validate(base).map_err(|m| (plugins_span, m))?;
+        let (os, os_span) = section(&self.os);
+        let os = os.validate(base).map_err(|m| (os_span, m))?;
 
         unique_ids(self.camera.iter().map(|c| c.get_ref().id.as_str())).map_err(|m| {
             let dup = self.camera.iter().rev().find(|c| m.contains(&format!("{:?}", c.get_ref().id)));
@@ -318,6 +321,7 @@ impl RawConfig {
             evidence: EvidenceConfig { jpeg_quality: quality as u8 },
             uplink,
             plugins,
+            os,
         })
     }
 }

@@ -411,3 +411,18 @@ fn plugins_trust_keys_and_grants() {
     assert!(bad("[plugins.grant.x]\nnetwork = [\"10.0.0.5\"]").contains("\"10.0.0.5\" is not host:port"));
     assert!(bad("memory_mib = 1").contains("plugins.memory_mib is 1"));
 }
+
+#[test]
+fn os_updates_and_how_to_reboot() {
+    let c = parse(&format!(
+        "{MINIMAL}\n[os]\nupdates = false\nreboot_command = [\"/usr/local/bin/reboot-into\", \"B\"]\nboot_id_file = \"boot-id\"\n"
+    ))
+    .unwrap();
+    assert!(!c.os.updates);
+    assert_eq!(c.os.reboot_command, ["/usr/local/bin/reboot-into", "B"]);
+    assert_eq!(c.os.boot_id_file, Path::new("/etc/vigil/boot-id"));
+    assert_eq!(parse(MINIMAL).unwrap().os, crate::OsConfig::default());
+    let bad = |body: &str| error(&format!("{MINIMAL}\n[os]\n{body}\n"));
+    assert!(bad("reboot_command = []").contains("os.reboot_command is empty"), "{}", bad("reboot_command = []"));
+    assert!(bad("rebooot = 1").contains("rebooot"));
+}

@@ -27,7 +27,7 @@ pub const MAX_UPLOAD_PARTS: u32 = 4096;
 pub const MAX_IDENTITY: usize = 128;
 
 /// Every command name, as it appears in the topic.
-pub const COMMANDS: [&str; 12] = [
+pub const COMMANDS: [&str; 13] = [
     "incident.verify",
     "incident.dismiss",
     "incident.action",
@@ -40,6 +40,7 @@ pub const COMMANDS: [&str; 12] = [
     "plugin.install",
     "plugin.remove",
     "plugin.list",
+    "os.update",
 ];
 
 /// The log levels `log-level` accepts.
@@ -74,6 +75,14 @@ pub enum UplinkCommand {
     },
     /// List the installed plugins and their states.
     PluginList,
+    /// Install an OS bundle with RAUC, reboot into it and keep it only if
+    /// healthy; progress on the `os/update` topic.
+    OsUpdate {
+        /// An absolute path on the device or an `http(s)://` URL.
+        bundle: String,
+        /// The version the bundle must carry, if the requester says.
+        version: Option<String>,
+    },
 }
 
 /// One piece of a chunked `plugin.install`:
@@ -249,6 +258,23 @@ pub fn parse_command(name: &str, payload: &[u8]) -> Result<UplinkRequest, Comman
             UplinkCommand::PluginRemove { name: name.to_string() }
         }
         "plugin.list" => p.no_args(args, UplinkCommand::PluginList)?,
+        "os.update" => {
+            p.only(args, &["bundle", "version"])?;
+            let bundle = p.string(args, "bundle")?;
+            let remote = bundle.starts_with("http://") || bundle.starts_with("https://");
+            if !remote && !bundle.starts_with('/') {
+                return Err(p.fail(
+                    ErrorKind::BadArgument,
+                    format!("args.bundle {bundle:?} must be an absolute path on the device or an http(s):// URL"),
+                ));
+            }
+            let version = match args.get("version") {
+                None | Some(Value::Null) => None,
+                Some(Value::String(v)) if !v.is_empty() => Some(v.clone()),
+                Some(_) => return Err(p.fail(ErrorKind::Malformed, "args.version must be a non-empty string".into())),
+            };
+            UplinkCommand::OsUpdate { bundle: bundle.to_string(), version }
+        }
         _ => {
             return Err(p.fail(
                 ErrorKind::UnknownCommand,
@@ -513,6 +539,27 @@ mod tests {
         assert!(err.message.contains("args.incident"), "{err}");
         assert_eq!(code(parse("incident.verify", json!({"incident": -1}))), "malformed");
         assert_eq!(code(parse("snapshot", json!({"camera": 3}))), "malformed");
+    }
+
+    #[test]
+    fn os_update_takes_a_device_path_or_a_url_and_an_optional_version() {
+        assert_eq!(
+            command("os.update", json!({"bundle": "/data/vigil-2.1.raucb", "version": "2.1"})),
+            UplinkCommand::OsUpdate { bundle: "/data/vigil-2.1.raucb".into(), version: Some("2.1".into()) }
+        );
+        assert_eq!(
+            command("os.update", json!({"bundle": "https://updates.district/vigil.raucb"})),
+            UplinkCommand::OsUpdate { bundle: "https://updates.district/vigil.raucb".into(), version: None }
+        );
+        for (args, words) in [
+            (json!({"bundle": "vigil.raucb"}), "absolute path"),
+            (json!({}), "args.bundle is required"),
+            (json!({"bundle": "/b", "version": 2}), "args.version must be"),
+            (json!({"bundle": "/b", "reboot": false}), "args.reboot"),
+        ] {
+            let err = parse("os.update", args.clone()).unwrap_err();
+            assert!(err.message.contains(words), "{args}: {err}");
+        }
     }
 
     #[test]

@@ -25,6 +25,23 @@ pub struct Telemetry {
     pub link: LinkHealth,
     /// Plugins and their states (empty until a plugin host runs).
     pub plugins: Vec<PluginHealth>,
+    /// The appliance OS: clock, watchdog, the last OS update.
+    pub system: SystemHealth,
+}
+
+/// The appliance OS's line.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SystemHealth {
+    /// Whether the wall clock is NTP-synchronized (evidence timestamps depend
+    /// on it); `None` when nothing could tell.
+    pub time_synchronized: Option<bool>,
+    /// Who said so: `timedated`, `kernel` or `unknown`.
+    pub time_source: String,
+    /// `healthy`, `withheld: <what is stale>`, or `off` outside systemd.
+    pub watchdog: String,
+    /// The last `os.update` job's phase and version, if there was one (`succeeded 2.1.0`).
+    pub os_update: Option<String>,
 }
 
 /// A camera's line.

@@ -111,6 +111,12 @@ impl Topics {
         format!("{}/responses/{requester}", self.prefix)
     }
 
+    /// The device's `os.update` job: its JSON after every phase or progress
+    /// change, retained (the last job stays readable after it ends).
+    pub fn os_update(&self) -> String {
+        format!("{}/os/update", self.prefix)
+    }
+
     /// Where the district acknowledges alert ids.
     pub fn ack(&self) -> String {
         format!("{}/ack", self.prefix)

@@ -27,7 +27,9 @@ use vigil_core::incident::Actor;
 use vigil_core::{CameraId, Clock};
 use vigil_link::{Incoming, LinkEvent, LinkHandle, Outgoing};
 use vigil_outbox::Outbox;
-use vigil_uplink::telemetry::{CameraHealth, DetectorHealth, IncidentCounts, LinkHealth, OutboxHealth, PluginHealth};
+use vigil_uplink::telemetry::{
+    CameraHealth, DetectorHealth, IncidentCounts, LinkHealth, OutboxHealth, PluginHealth, SystemHealth,
+};
 use vigil_uplink::{Desired, Reported, Telemetry, Topics, UplinkCommand, Verdict, parse_command, response_with_data};
 
 use crate::pipeline::{Reconfigured, Status};
@@ -85,7 +87,16 @@ pub struct DistrictParts {
     pub set_log_level: SetLogLevel,
     /// The plugin host, for `plugin.*` commands and telemetry.
     pub plugins: Option<Arc<vigil_plugins::PluginHost>>,
+    /// OS updates, for `os.update`; `None` when `[os] updates = false`.
+    pub updates: Option<crate::system::UpdateManager>,
+    /// Fed every few seconds while the district thread turns (systemd's watchdog gate).
+    pub heartbeat: Option<crate::system::Heartbeat>,
+    /// The appliance OS's line for telemetry.
+    pub system_health: Option<Box<dyn Fn() -> SystemHealth + Send>>,
 }
+
+/// How often the district thread proves it is alive to the watchdog gate.
+const HEARTBEAT: Duration = Duration::from_secs(5);
 
 /// The running district thread.
 pub struct District {
@@ -147,12 +158,24 @@ impl Agent {
         // document shortly after keeps the retained telemetry from showing
         // "starting" for a whole period.
         let mut settled = crossbeam_channel::never();
+        let alive = crossbeam_channel::tick(HEARTBEAT);
+        if let Some(h) = &self.p.heartbeat {
+            h.beat();
+        }
         loop {
             select! {
+                recv(alive) -> _ => {
+                    if let Some(h) = &self.p.heartbeat {
+                        h.beat();
+                    }
+                }
                 recv(self.p.events) -> e => match e {
                     Ok(LinkEvent::Connected { .. }) => {
                         self.publish_report();
                         self.publish_telemetry();
+                        if let Some(job) = self.p.updates.as_ref().and_then(|u| u.job()) {
+                            publish_job(&self.p.link, &self.p.topics, &job);
+                        }
                         settled = crossbeam_channel::after(SETTLE.min(self.p.telemetry_interval));
                     }
                     Ok(LinkEvent::Disconnected { .. }) => {}
@@ -229,6 +252,18 @@ impl Agent {
             | UplinkCommand::PluginList => match &self.p.plugins {
                 None => (Err(("unavailable", "this vigild has no plugin host".to_string())), None),
                 Some(host) => plugin_command(host, &self.p.data_dir, request.command.clone(), &request.operator),
+            },
+            UplinkCommand::OsUpdate { bundle, version } => match &self.p.updates {
+                None => {
+                    (Err(("unavailable", "OS updates are off on this device ([os] updates = false)".to_string())), None)
+                }
+                Some(updates) => match crate::system::start_update(updates, &bundle, version.as_deref()) {
+                    Ok(job) => {
+                        tracing::warn!(%job, %bundle, operator = %request.operator, "OS update started by the district");
+                        (Ok(()), Some(serde_json::json!({ "job": job })))
+                    }
+                    Err(e) => (Err((e.code(), e.to_string())), None),
+                },
             },
             UplinkCommand::LogLevel(level) => {
                 let r = (self.p.set_log_level)(&level).map_err(|e| ("bad-argument", e));
@@ -417,6 +452,9 @@ impl Agent {
         if let Some(host) = &self.p.plugins {
             t.plugins = host.list().iter().map(plugin_health).collect();
         }
+        if let Some(system) = &self.p.system_health {
+            t.system = system();
+        }
         self.p.link.publish(Outgoing {
             topic: self.p.topics.telemetry(),
             payload: t.to_json().into(),
@@ -514,6 +552,22 @@ pub fn telemetry(status: &Status, detector_fps: f64, outbox: OutboxHealth, link:
         outbox,
         link,
         plugins: Vec::new(),
+        system: SystemHealth::default(),
+    }
+}
+
+/// Publishes an `os.update` job's state, retained, so the district sees the
+/// last job whenever it looks.
+pub fn publish_job(link: &LinkHandle, topics: &Topics, job: &crate::system::Job) {
+    match serde_json::to_vec(job) {
+        Ok(payload) => link.publish(Outgoing {
+            topic: topics.os_update(),
+            payload: payload.into(),
+            retain: true,
+            qos1: true,
+            correlation: None,
+        }),
+        Err(e) => tracing::error!(error = %e, "cannot encode the OS update job"),
     }
 }
 

@@ -12,6 +12,7 @@ pub mod plugins;
 pub mod scheduler;
 pub mod stats;
 pub mod supervisor;
+pub mod system;
 mod uploads;
 
 pub use files::check_files;

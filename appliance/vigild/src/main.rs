@@ -17,9 +17,11 @@ use vigil_detector::Detector;
 use vigil_link::{Endpoint, Identity, Link, LinkEvent, LinkSettings};
 use vigil_outbox::Outbox;
 use vigil_uplink::Topics;
+use vigil_uplink::telemetry::SystemHealth;
 use vigild::district::{District, DistrictParts, MainRequest, SetLogLevel, read_district_config};
 use vigild::journal::Journal;
 use vigild::plugins::PluginActions;
+use vigild::system::UpdateManager;
 use vigild::{Parts, check_files, console};
 
 /// Vigil's supervisor: watches the school's cameras for weapons and raises incidents.
@@ -98,8 +100,10 @@ fn run(args: Args, set_log_level: SetLogLevel) -> anyhow::Result<()> {
     let reload = Arc::new(AtomicBool::new(false));
     signal_hook::flag::register(signal_hook::consts::SIGHUP, reload.clone()).context("installing signal handlers")?;
 
+    let system = Arc::new(vigild::system::start()?);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock::new());
     let uplink = Uplink::start(&config, &clock)?;
+    let updates = open_updates(&config, uplink.as_ref());
 
     let mut notices = Vec::new();
     let printer = args.console.then(|| {
@@ -130,18 +134,36 @@ fn run(args: Args, set_log_level: SetLogLevel) -> anyhow::Result<()> {
     tracing::info!(device = %config.device.id, cameras = config.cameras.len(), running_version, "vigild running");
     let (main_tx, main_rx) = crossbeam_channel::unbounded();
     let district = match &uplink {
-        Some(u) => Some(u.district(
-            &config,
-            &args.config,
-            running_version,
-            main_tx,
-            running.commands(),
-            clock.clone(),
-            set_log_level,
-            plugins.clone(),
-        )?),
+        Some(u) => {
+            let mut parts = u.district_parts(
+                &config,
+                &args.config,
+                running_version,
+                main_tx.clone(),
+                running.commands(),
+                clock.clone(),
+                set_log_level,
+                plugins.clone(),
+            );
+            parts.updates = updates.clone();
+            parts.heartbeat = Some(system.heartbeat("uplink", vigild::system::UPLINK_MAX_SILENCE));
+            let (sys, upd) = (system.clone(), updates.clone());
+            parts.system_health = Some(Box::new(move || system_health(&sys, upd.as_ref())));
+            Some(District::start(parts).context("starting the district thread")?)
+        }
         None => None,
     };
+    if let Some(updates) = &updates {
+        let (updates, main, link) = (updates.clone(), main_tx.clone(), uplink.as_ref().map(|u| u.link.handle()));
+        std::thread::Builder::new()
+            .name("os-update-boot".into())
+            .spawn(move || finish_update_after_boot(&updates, &main, link.as_ref()))
+            .context("starting the post-boot update check")?;
+    }
+    let detector_alive = system.heartbeat("detector", vigild::system::DETECTOR_MAX_SILENCE);
+    let mut last_inferences = 0;
+    let mut last_check = Instant::now();
+    system.ready();
     if args.console {
         println!("{}", console::CONSOLE_HELP);
         let commands = running.commands();
@@ -156,8 +178,20 @@ fn run(args: Args, set_log_level: SetLogLevel) -> anyhow::Result<()> {
         if reload.swap(false, Ordering::Relaxed) {
             reload_config(&args.config, &mut running);
         }
+        if last_check.elapsed() >= Duration::from_secs(1) {
+            last_check = Instant::now();
+            let status = running.status();
+            // Alive: the detector produced results since the last look, or
+            // has nothing to do (no camera is streaming).
+            let idle = !status.cameras.iter().any(|c| c.health.state.as_str() == "streaming");
+            if status.inferences > last_inferences || idle {
+                detector_alive.beat();
+            }
+            last_inferences = status.inferences;
+        }
     }
     tracing::info!("shutting down");
+    system.stopping();
     if let Some(d) = district {
         // Requests the district thread is waiting on are answered before it stops.
         let (stopped_tx, stopped_rx) = crossbeam_channel::bounded(1);
@@ -299,8 +333,9 @@ impl Uplink {
             .with_refused(self.refused.clone())
     }
 
+    /// The district thread's parts; the OS parts are the caller's to fill in.
     #[allow(clippy::too_many_arguments)]
-    fn district(
+    fn district_parts(
         &self,
         config: &Config,
         config_path: &Path,
@@ -310,8 +345,8 @@ impl Uplink {
         clock: Arc<dyn Clock>,
         set_log_level: SetLogLevel,
         plugins: Arc<vigil_plugins::PluginHost>,
-    ) -> anyhow::Result<District> {
-        let parts = DistrictParts {
+    ) -> DistrictParts {
+        DistrictParts {
             topics: self.topics.clone(),
             telemetry_interval: config.uplink.telemetry_interval,
             config_base: config_path.parent().map(Path::to_path_buf).unwrap_or_default(),
@@ -326,13 +361,110 @@ impl Uplink {
             clock,
             set_log_level,
             plugins: Some(plugins),
-        };
-        District::start(parts).context("starting the district thread")
+            updates: None,
+            heartbeat: None,
+            system_health: None,
+        }
     }
 
     fn shutdown(self) {
         self.link.shutdown(Duration::from_secs(3));
         drop(self.broker);
+    }
+}
+
+/// The OS update manager, unless `[os] updates = false`; its jobs are
+/// published retained on `os/update`. A job file that cannot be opened turns
+/// updates off for this run and says why: the pipeline runs regardless.
+fn open_updates(config: &Config, uplink: Option<&Uplink>) -> Option<UpdateManager> {
+    if !config.os.updates {
+        tracing::info!("OS updates are off ([os] updates = false)");
+        return None;
+    }
+    let link = uplink.map(|u| (u.link.handle(), u.topics.clone()));
+    let publish = move |job: &vigild::system::Job| {
+        tracing::info!(job = %job.id, phase = job.phase.as_str(), progress = ?job.progress, detail = %job.detail, "OS update");
+        if let Some((link, topics)) = &link {
+            vigild::district::publish_job(link, topics, job);
+        }
+    };
+    match vigild::system::update_manager(&config.device.data_dir, &config.os, publish) {
+        Ok(m) => Some(m),
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "OS updates are unavailable this run");
+            None
+        }
+    }
+}
+
+/// How long the post-update health check waits for the pipeline to prove itself.
+const HEALTH_DEADLINE: Duration = Duration::from_secs(180);
+
+/// After a boot into an updated slot: waits until a camera streams, the
+/// detector has inferred and the broker is connected (each only if
+/// configured), then marks the slot good; if that does not happen within
+/// [`HEALTH_DEADLINE`] the slot is left unmarked, so the bootloader falls
+/// back, and the job says what was missing.
+fn finish_update_after_boot(
+    updates: &UpdateManager,
+    main: &crossbeam_channel::Sender<MainRequest>,
+    link: Option<&vigil_link::LinkHandle>,
+) {
+    let health = || {
+        let deadline = Instant::now() + HEALTH_DEADLINE;
+        loop {
+            let missing = health_missing(main, link);
+            if missing.is_empty() {
+                return vigild::system::HealthVerdict::Healthy;
+            }
+            if Instant::now() >= deadline {
+                return vigild::system::HealthVerdict::Unhealthy(format!(
+                    "after {} s: {}",
+                    HEALTH_DEADLINE.as_secs(),
+                    missing.join("; ")
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    };
+    match vigild::system::after_boot(updates, health) {
+        Ok(Some(job)) => tracing::warn!(job = %job.id, phase = job.phase.as_str(), "OS update after boot"),
+        Ok(None) => {}
+        Err(e) => tracing::error!(error = %format!("{e:#}"), "the OS update could not be finished after boot"),
+    }
+}
+
+/// What the post-update health check still waits for, in words.
+fn health_missing(main: &crossbeam_channel::Sender<MainRequest>, link: Option<&vigil_link::LinkHandle>) -> Vec<String> {
+    let mut missing = Vec::new();
+    let (reply, status) = crossbeam_channel::bounded(1);
+    let status =
+        main.send(MainRequest::Status(reply)).ok().and_then(|()| status.recv_timeout(Duration::from_secs(5)).ok());
+    match status {
+        None => missing.push("the pipeline does not answer".to_string()),
+        Some(s) => {
+            if !s.cameras.is_empty() && !s.cameras.iter().any(|c| c.health.state.as_str() == "streaming") {
+                missing.push("no camera is streaming".into());
+            }
+            if !s.cameras.is_empty() && s.inferences == 0 {
+                missing.push("the detector has not inferred a frame".into());
+            }
+        }
+    }
+    if link.is_some_and(|l| !l.status().connected) {
+        missing.push("the district broker is not connected".into());
+    }
+    missing
+}
+
+/// The appliance OS's telemetry line.
+fn system_health(system: &vigild::system::System, updates: Option<&UpdateManager>) -> SystemHealth {
+    let time = vigild::system::time_status();
+    SystemHealth {
+        time_synchronized: time.synchronized,
+        time_source: time.source.as_str().into(),
+        watchdog: vigild::system::watchdog_line(system),
+        os_update: updates.and_then(UpdateManager::job).map(|j| vigild::system::job_line(&j)),
     }
 }
 

@@ -204,6 +204,9 @@ impl Running {
         if config.plugins != old.plugins {
             return Err("[plugins] changes take effect only when vigild restarts".into());
         }
+        if config.os != old.os {
+            return Err("[os] changes take effect only when vigild restarts".into());
+        }
         let mut report = Reconfigured::default();
         for c in &old.cameras {
             match config.camera(&c.id) {

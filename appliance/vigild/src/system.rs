@@ -16,8 +16,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 
+use vigil_config::OsConfig;
 pub use vigil_system::appliance::System;
 pub use vigil_system::clock::{TimeSource, TimeStatus};
+use vigil_system::update::{DownloadLimits, Reboot, UpdateConfig};
 pub use vigil_system::update::{HealthVerdict, Job, Phase, UpdateManager, UpdateRequest};
 pub use vigil_system::watchdog::{Heartbeat, Verdict};
 
@@ -33,11 +35,55 @@ pub fn start() -> anyhow::Result<System> {
 }
 
 /// Opens the update job file in `data_dir` (on the data partition, which
-/// survives the A/B switch); `on_job` is called with a snapshot after every
-/// phase or progress change, from the update thread: publish it over MQTT.
-pub fn update_manager(data_dir: &Path, on_job: impl Fn(&Job) + Send + Sync + 'static) -> anyhow::Result<UpdateManager> {
-    vigil_system::appliance::update_manager(data_dir, Arc::new(on_job))
+/// survives the A/B switch), rebooting with `os.reboot_command` and telling
+/// reboots from restarts by `os.boot_id_file`; `on_job` is called with a
+/// snapshot after every phase or progress change, from the update thread:
+/// publish it over MQTT. RAUC is reached on the system bus
+/// (`DBUS_SYSTEM_BUS_ADDRESS` when set).
+pub fn update_manager(
+    data_dir: &Path,
+    os: &OsConfig,
+    on_job: impl Fn(&Job) + Send + Sync + 'static,
+) -> anyhow::Result<UpdateManager> {
+    let argv = os.reboot_command.clone();
+    let reboot: Reboot = Arc::new(move || {
+        let status = std::process::Command::new(&argv[0])
+            .args(&argv[1..])
+            .status()
+            .map_err(|e| format!("cannot run the reboot command {argv:?}: {e}"))?;
+        if status.success() { Ok(()) } else { Err(format!("the reboot command {argv:?} failed ({status})")) }
+    });
+    let config = UpdateConfig {
+        data_dir: data_dir.to_owned(),
+        bus: vigil_system::Bus::System,
+        download: DownloadLimits::default(),
+        reboot,
+        boot_id_file: os.boot_id_file.clone(),
+    };
+    UpdateManager::open(config, Arc::new(on_job))
         .with_context(|| format!("opening the OS update job in {}", data_dir.display()))
+}
+
+/// The job in one line for telemetry: `succeeded 2.1.0`, `installing 40%`.
+pub fn job_line(job: &Job) -> String {
+    let mut line = job.phase.as_str().to_string();
+    if let Some(p) = job.progress {
+        line += &format!(" {p}%");
+    }
+    if let Some(v) = job.bundle_version.as_ref().or(job.expected_version.as_ref()) {
+        line += &format!(" {v}");
+    }
+    line
+}
+
+/// The watchdog gate's verdict for telemetry: `healthy`, `withheld: …`, or
+/// `off` when systemd set no watchdog.
+pub fn watchdog_line(system: &System) -> String {
+    match (system.watchdog_interval(), system.liveness()) {
+        (None, _) => "off".into(),
+        (Some(_), Verdict::Healthy) => "healthy".into(),
+        (Some(_), stale) => stale.status_text(),
+    }
 }
 
 /// Handles an `os.update` command: `bundle` is an absolute path or an
