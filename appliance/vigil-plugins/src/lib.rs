@@ -564,7 +564,12 @@ impl PluginHost {
         let mut granted = Capabilities::default();
         let mut denied = Vec::new();
         let mut network: Vec<SocketAddr> = Vec::new();
-        for endpoint in &asked.network {
+        let asked_network = if asked.network.iter().any(|e| e == package::ANY_GRANTED) {
+            grant.network.clone()
+        } else {
+            asked.network.clone()
+        };
+        for endpoint in &asked_network {
             if !grant.network.contains(endpoint) {
                 denied.push(format!("network {endpoint}"));
                 continue;

@@ -60,7 +60,9 @@ pub struct Manifest {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Capabilities {
-    /// `host:port` endpoints it wants to connect to.
+    /// `host:port` endpoints it wants to connect to, or `"*"`: whichever
+    /// endpoints the operator's grant lists (a plugin whose devices differ
+    /// per site ships one package for all of them).
     #[serde(default)]
     pub network: Vec<String>,
     /// Serial port names (as the operator's grant names them).
@@ -246,7 +248,7 @@ pub fn validate(manifest: &Manifest) -> Result<(), String> {
             return Err(format!("actions: unknown action {action:?}; use one of {ACTIONS:?} or \"*\""));
         }
     }
-    for endpoint in &manifest.capabilities.network {
+    for endpoint in manifest.capabilities.network.iter().filter(|e| *e != ANY_GRANTED) {
         let port = endpoint.rsplit_once(':').and_then(|(host, port)| (!host.is_empty()).then_some(port));
         if port.and_then(|p| p.parse::<u16>().ok()).is_none() {
             return Err(format!("capabilities.network: {endpoint:?} is not host:port"));
@@ -254,6 +256,9 @@ pub fn validate(manifest: &Manifest) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// In `capabilities.network`: whatever endpoints the operator grants.
+pub const ANY_GRANTED: &str = "*";
 
 fn digest(manifest: &[u8], component: &[u8]) -> [u8; 64] {
     let mut out = [0u8; 64];

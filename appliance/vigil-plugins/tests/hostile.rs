@@ -486,3 +486,22 @@ fn an_install_cut_short_between_its_renames_is_finished_at_the_next_start() {
     assert_eq!(info(&host, "good").version, "2.0.0", "the new version was whole, so it is the one running");
     assert_eq!(host.rollback("good").unwrap().version, "1.0.0", "and the previous one is still kept");
 }
+
+#[test]
+fn a_plugin_asking_for_any_granted_endpoint_gets_exactly_its_grant() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let granted = listener.local_addr().unwrap().to_string();
+    let other = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string();
+    let mut fixture = Fixture::new(Limits::default());
+    fixture.config.grants.insert(
+        "netcat".into(),
+        Grant { network: vec![granted.clone()], config: serde_json::json!({ "connect": other }), ..Grant::default() },
+    );
+    let host = fixture.host();
+    let installed =
+        host.install(&fixture.package("vigil_test_netcat", &manifest("netcat", "1.0.0", &["*"], false))).unwrap();
+    assert_eq!((installed.granted.network, installed.denied), (vec![granted], vec![]));
+    // Anything else stays closed.
+    let refused = failed(result_of(&act(&host, 1), "netcat")).to_string();
+    assert!(refused.starts_with(&format!("cannot connect to {other}")), "{refused}");
+}

@@ -236,7 +236,7 @@ fn describe(config: &Config, message: &Message, report: &PageReport) -> String {
 fn failure(error: &PageError, attempts: u32) -> String {
     let mut words = error.to_string();
     if let PageError::Media { media, .. } = error {
-        words += &format!("; the grant's network list and the manifest must both name {media}");
+        words += &format!("; the grant's network list must name {media}");
     }
     if attempts > 1 {
         words += &format!(" ({attempts} attempts)");
