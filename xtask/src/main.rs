@@ -5,6 +5,7 @@
 //! pinned OpenVINO wheel and model tooling, then the generated models in
 //! `target/models`. Both steps are skipped when their inputs are unchanged.
 
+mod devices;
 mod env;
 mod image;
 mod plugins;
@@ -19,6 +20,8 @@ usage: cargo xtask <command> [options]
 
 commands:
   demo [--seconds N] [--config FILE]   set up, build and run vigild on the demo scene
+       [--devices]                      ... with the door-lock and pa-paging plugins driving a
+                                        pymodbus relay board and a SIPp paging extension on loopback
   test [-- CARGO_TEST_ARGS...]         set up and run the whole test suite
   bench [--json] [--seconds N] [--cameras 1,4,16] [--fps N] [--requests N] [--hint H] [--micro]
                                         pipeline benchmark against OpenVINO's benchmark_app
@@ -85,11 +88,12 @@ fn demo_plugins(env: &Env) -> Result<(), String> {
 
 fn demo(args: &[String]) -> Result<(), String> {
     let env = Env::prepare()?;
+    let with_devices = args.iter().any(|a| a == "--devices");
     let config: PathBuf = option(args, "--config")?.unwrap_or_else(|| env.root.join("config/demo.toml"));
     // The shipped demos start fresh: open incidents from an earlier run would
     // turn this run's detections into re-detections of the old incident.
-    if config.canonicalize().is_ok_and(|c| c.starts_with(env.root.join("config"))) {
-        for dir in ["target/demo", "target/rtsp-demo"] {
+    if with_devices || config.canonicalize().is_ok_and(|c| c.starts_with(env.root.join("config"))) {
+        for dir in ["target/demo", "target/rtsp-demo", "target/devices-demo"] {
             let data = env.root.join(dir);
             if data.exists() {
                 std::fs::remove_dir_all(&data).map_err(|e| format!("cannot clear {}: {e}", data.display()))?;
@@ -98,6 +102,20 @@ fn demo(args: &[String]) -> Result<(), String> {
     }
     env.cargo(&["build", "--release", "--package", "vigild", "--package", "vigilctl"])?;
     demo_plugins(&env)?;
+    let devices = if with_devices { Some(devices::Devices::start()?) } else { None };
+    let config = match &devices {
+        None => config,
+        Some(d) => {
+            let wasm = env.root.join("plugins/target/wasm32-wasip2/release");
+            devices::package(&env, &wasm, &env.root.join("target/demo-plugins-devices"))?;
+            let key = std::fs::read_to_string(env.root.join("config/demo.toml"))
+                .ok()
+                .and_then(|t| t.lines().find(|l| l.starts_with("trusted_keys")).map(str::to_string))
+                .and_then(|l| l.split('"').nth(1).map(str::to_string))
+                .ok_or("config/demo.toml names no trusted key")?;
+            devices::write_config(&env, &d.plugins_config("../target/demo-plugins-devices", &key))?
+        }
+    };
     let mut cmd = Command::new(env.root.join("target/release/vigild"));
     cmd.arg("--config").arg(&config).arg("--console");
     // The console already shows every incident; keep the log to warnings unless asked.
@@ -108,7 +126,11 @@ fn demo(args: &[String]) -> Result<(), String> {
         cmd.arg("--seconds").arg(seconds.to_string());
     }
     println!("xtask: running vigild on {} (Ctrl-C to stop)", config.display());
-    env.run(&mut cmd)
+    let result = env.run(&mut cmd);
+    if let Some(d) = &devices {
+        print!("{}", d.report());
+    }
+    result
 }
 
 fn camera(args: &[String]) -> Result<(), String> {
