@@ -1,9 +1,11 @@
 //! `cargo xtask demo --devices`: the demo with the first-party plugins
 //! driving the same protocol peers the tests use, on loopback: a pymodbus
 //! relay board behind the doors (door-lock), SIPp as the PA's paging
-//! extension with an RTP sink for its audio (pa-paging). The raise's
-//! automatic Secure locks the exterior doors and pages "Secure"; at the end
-//! the demo prints what the devices saw.
+//! extension with an RTP sink for its audio (pa-paging), and a second
+//! pymodbus board with two shield cabinets' sensors (shield-inventory; the
+//! office cabinet near the main hall is empty, so the answer is the gym's).
+//! The raise's automatic Secure locks the exterior doors, pages "Secure" and
+//! names the nearest shield; at the end the demo prints what the devices saw.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -15,7 +17,11 @@ use vigil_peers::sipp::{self, RtpSink, Scenario, Sipp};
 use crate::env::Env;
 
 /// The plugins the devices demo installs, by crate folder.
-const PLUGINS: &[(&str, &str)] = &[("door-lock", "vigil_plugin_door_lock"), ("pa-paging", "vigil_plugin_pa_paging")];
+const PLUGINS: &[(&str, &str)] = &[
+    ("door-lock", "vigil_plugin_door_lock"),
+    ("pa-paging", "vigil_plugin_pa_paging"),
+    ("shield-inventory", "vigil_plugin_shield_inventory"),
+];
 
 /// The doors on the demo's relay board: name, exterior, coil (and contact input).
 const DOORS: &[(&str, bool, u16)] = &[("front", true, 0), ("gym-east", true, 1), ("library", false, 2)];
@@ -23,6 +29,7 @@ const DOORS: &[(&str, bool, u16)] = &[("front", true, 0), ("gym-east", true, 1),
 /// The running peers.
 pub struct Devices {
     doors: ModbusSim,
+    cabinets: ModbusSim,
     sink: RtpSink,
     sipp: Sipp,
 }
@@ -33,9 +40,14 @@ impl Devices {
         let doors = ModbusSim::start(8, 8).map_err(|e| format!("cannot start the pymodbus relay board: {e}"))?;
         // Every door closed (contact inputs on).
         doors.set_discrete_inputs(0, &[true; 3]);
+        let cabinets = ModbusSim::start(1, 16).map_err(|e| format!("cannot start the pymodbus cabinet board: {e}"))?;
+        // The office cabinet (slots 0-1) is empty, its door (2) closed; the gym's
+        // (slots 8-10) holds three shields, door (11) closed.
+        cabinets.set_discrete_inputs(0, &[false, false, true]);
+        cabinets.set_discrete_inputs(8, &[true, true, true, true]);
         let sink = RtpSink::start()?;
         let sipp = Sipp::start(Scenario::Auth, sink.addr())?;
-        Ok(Devices { doors, sink, sipp })
+        Ok(Devices { doors, cabinets, sink, sipp })
     }
 
     /// `[plugins]` for the demo: the demo key, the packages folder, and each plugin's grant.
@@ -52,8 +64,17 @@ impl Devices {
              [plugins.grant.door-lock]\nnetwork = [\"{board}\"]\n\n\
              [[plugins.grant.door-lock.config.controllers]]\nname = \"board\"\naddress = \"{board}\"\n{doors}\n\
              [plugins.grant.pa-paging]\nnetwork = [\"{sip}\", \"{media}\"]\ncall_timeout_ms = 60000\n\
-             config = {{ server = \"{sip}\", extension = \"page\", user = \"{user}\", password = \"{password}\", repeat = 1, retries = 0 }}\n",
+             config = {{ server = \"{sip}\", extension = \"page\", user = \"{user}\", password = \"{password}\", repeat = 1, retries = 0 }}\n\n\
+             [plugins.grant.shield-inventory]\nnetwork = [\"{cabinets}\"]\n\n\
+             [plugins.grant.shield-inventory.config]\ncost_unit = \"m\"\ngraph = [\n\
+               {{ from = \"A/1/main-hall\", to = \"A/1/office\", cost = 20 }},\n\
+               {{ from = \"A/1/main-hall\", to = \"B/1/gym\", cost = 60 }},\n]\n\n\
+             [[plugins.grant.shield-inventory.config.cabinets]]\nname = \"office\"\nlocation = {{ building = \"A\", floor = \"1\", zone = \"office\" }}\n\
+             address = \"{cabinets}\"\nslots = [0, 1]\ndoor = 2\n\n\
+             [[plugins.grant.shield-inventory.config.cabinets]]\nname = \"gym\"\nlocation = {{ building = \"B\", floor = \"1\", zone = \"gym\" }}\n\
+             address = \"{cabinets}\"\nslots = [8, 9, 10]\ndoor = 11\n",
             board = self.doors.addr(),
+            cabinets = self.cabinets.addr(),
             sip = self.sipp.addr(),
             media = self.sink.addr(),
             user = sipp::USER,
