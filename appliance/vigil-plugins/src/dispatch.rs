@@ -1,14 +1,16 @@
-//! Collects plugins' answers to action requests: one long-lived thread per
-//! host that matches answers to their dispatch, hands each to the caller's
-//! callback as it arrives, and answers `timed out` for every plugin still
-//! silent at its dispatch's deadline.
+//! Plugins' answers to action requests. A dispatch is shared by the plugins
+//! it went to: each hands its answer straight to the caller's callback (on
+//! the plugin's own thread), and the last one ends the dispatch. One
+//! long-lived timer thread per host answers `timed out` for every plugin
+//! still silent at its dispatch's deadline.
 //!
-//! Why a thread of its own: a dispatch must return at once (the caller is the
-//! incident pipeline), and spawning a thread per dispatch cost more than the
-//! plugin call itself.
+//! Why this shape: a dispatch must return at once (the caller is the
+//! incident pipeline); spawning a thread per dispatch cost more than the
+//! plugin call itself, and relaying every answer through a collector thread
+//! added a wake-up per call.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -17,63 +19,124 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use crate::format_duration;
 use crate::types::ActionResult;
 
-/// Called with each plugin's answer, on the collector's thread: it must not block.
+/// Called with each plugin's answer, on that plugin's thread (or the timer's):
+/// it must not block.
 pub(crate) type ReplyFn = Box<dyn Fn(&str, ActionResult) + Send>;
 
-/// What reaches the collector.
-pub(crate) enum Collected {
-    /// A new dispatch: who must answer, by when, and where answers go.
-    Start { id: u64, pending: Pending },
-    /// One plugin's answer to dispatch `id`.
-    Answer { id: u64, plugin: Arc<str>, result: ActionResult },
+/// One dispatch, shared by the plugins it went to and the timer.
+pub(crate) struct Dispatch {
+    state: Mutex<Pending>,
+    /// When each silent plugin is answered `timed out`.
+    give_up: Instant,
 }
 
-/// A dispatch still waiting for answers.
-pub(crate) struct Pending {
+struct Pending {
     /// The plugins that have not answered, each with its own call deadline.
-    pub(crate) waiting: BTreeMap<Arc<str>, Duration>,
-    /// When each silent plugin is answered `timed out`.
-    pub(crate) give_up: Instant,
-    pub(crate) reply: ReplyFn,
-    /// Gets the number of answers delivered when the dispatch is over.
-    pub(crate) done: Sender<usize>,
-    pub(crate) delivered: usize,
+    waiting: BTreeMap<Arc<str>, Duration>,
+    /// Dropped (with whatever it holds) when the dispatch ends.
+    reply: Option<ReplyFn>,
+    /// Gets the number of answers delivered when the dispatch ends.
+    done: Option<Sender<usize>>,
+    delivered: usize,
+}
+
+impl Dispatch {
+    /// A dispatch to `waiting`, answered through `reply`; returns it and the
+    /// channel that gets the count of answers when it ends.
+    pub(crate) fn new(waiting: BTreeMap<Arc<str>, Duration>, reply: ReplyFn) -> (Arc<Dispatch>, Receiver<usize>) {
+        let (done, finished) = crossbeam_channel::bounded(1);
+        let longest = waiting.values().max().copied().unwrap_or_default();
+        let empty = waiting.is_empty();
+        let dispatch = Arc::new(Dispatch {
+            state: Mutex::new(Pending { waiting, reply: Some(reply), done: Some(done), delivered: 0 }),
+            give_up: Instant::now() + longest + Duration::from_secs(1),
+        });
+        if empty {
+            dispatch.lock().close();
+        }
+        (dispatch, finished)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Pending> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// `plugin`'s answer; the first answer per plugin counts, later ones are ignored.
+    pub(crate) fn answer(&self, plugin: &Arc<str>, result: ActionResult) {
+        let mut p = self.lock();
+        if p.waiting.remove(plugin).is_none() {
+            return;
+        }
+        if let Some(reply) = &p.reply {
+            reply(plugin, result);
+            p.delivered += 1;
+        }
+        if p.waiting.is_empty() {
+            p.close();
+        }
+    }
+
+    /// Answers `timed out` for every plugin still silent and ends the dispatch.
+    fn expire(&self) {
+        let mut p = self.lock();
+        for (plugin, deadline) in std::mem::take(&mut p.waiting) {
+            if let Some(reply) = &p.reply {
+                reply(&plugin, ActionResult::Failed(format!("timed out after {}", format_duration(deadline))));
+                p.delivered += 1;
+            }
+        }
+        p.close();
+    }
+
+    fn ended(&self) -> bool {
+        self.lock().done.is_none()
+    }
+}
+
+impl Pending {
+    /// Ends the dispatch: the callback (and whatever it holds) is dropped
+    /// before the waiter hears the count.
+    fn close(&mut self) {
+        self.reply = None;
+        if let Some(done) = self.done.take() {
+            let _ = done.send(self.delivered);
+        }
+    }
 }
 
 /// Where one plugin sends its answer to one dispatch.
 #[derive(Clone)]
-pub(crate) struct Reply {
-    pub(crate) id: u64,
-    pub(crate) tx: Sender<Collected>,
-}
+pub(crate) struct Reply(pub(crate) Arc<Dispatch>);
 
 impl Reply {
     pub(crate) fn send(&self, plugin: Arc<str>, result: ActionResult) {
-        // The collector outlives every actor; a send error means the host is
-        // shutting down and nobody waits for the answer.
-        let _ = self.tx.send(Collected::Answer { id: self.id, plugin, result });
+        self.0.answer(&plugin, result);
     }
 }
 
-/// The collector thread; stops when the host (the last sender) is dropped.
-pub(crate) struct Collector {
-    tx: Option<Sender<Collected>>,
+/// The timer thread; stops when the host drops it, after timing out every
+/// dispatch still open (the plugins' workers have stopped by then).
+pub(crate) struct Timer {
+    tx: Option<Sender<Arc<Dispatch>>>,
     thread: Option<JoinHandle<()>>,
 }
 
-impl Collector {
-    pub(crate) fn spawn() -> std::io::Result<Collector> {
+impl Timer {
+    pub(crate) fn spawn() -> std::io::Result<Timer> {
         let (tx, rx) = crossbeam_channel::unbounded();
-        let thread = std::thread::Builder::new().name("vigil-plugin-answers".into()).spawn(move || collect(&rx))?;
-        Ok(Collector { tx: Some(tx), thread: Some(thread) })
+        let thread = std::thread::Builder::new().name("vigil-plugin-timer".into()).spawn(move || watch(&rx))?;
+        Ok(Timer { tx: Some(tx), thread: Some(thread) })
     }
 
-    pub(crate) fn sender(&self) -> Sender<Collected> {
-        self.tx.clone().expect("the collector's sender lives until drop")
+    /// Times `dispatch` out at its deadline unless it ends first.
+    pub(crate) fn watch(&self, dispatch: Arc<Dispatch>) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(dispatch);
+        }
     }
 }
 
-impl Drop for Collector {
+impl Drop for Timer {
     fn drop(&mut self) {
         self.tx.take();
         if let Some(t) = self.thread.take() {
@@ -82,70 +145,28 @@ impl Drop for Collector {
     }
 }
 
-fn collect(rx: &Receiver<Collected>) {
-    let mut pending: BTreeMap<u64, Pending> = BTreeMap::new();
+fn watch(rx: &Receiver<Arc<Dispatch>>) {
+    let mut open: Vec<Arc<Dispatch>> = Vec::new();
     loop {
-        let next = pending.values().map(|p| p.give_up).min();
+        open.retain(|d| !d.ended());
+        let next = open.iter().map(|d| d.give_up).min();
         let msg = match next {
             Some(at) => rx.recv_deadline(at),
             None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
         };
         match msg {
-            Ok(Collected::Start { id, pending: p }) => {
-                if p.waiting.is_empty() {
-                    p.close();
-                } else {
-                    pending.insert(id, p);
-                }
-            }
-            Ok(Collected::Answer { id, plugin, result }) => {
-                if let Some(p) = pending.get_mut(&id)
-                    && p.waiting.remove(&plugin).is_some()
-                {
-                    (p.reply)(&plugin, result);
-                    p.delivered += 1;
-                    if p.waiting.is_empty()
-                        && let Some(p) = pending.remove(&id)
-                    {
-                        p.close();
-                    }
-                }
-            }
+            Ok(d) => open.push(d),
             Err(RecvTimeoutError::Timeout) => {}
-            // The host is gone: actors were stopped first, so every answer
-            // that will ever come has come. Time out the rest now.
             Err(RecvTimeoutError::Disconnected) => {
-                for (_, p) in std::mem::take(&mut pending) {
-                    finish(p);
+                for d in open {
+                    d.expire();
                 }
                 return;
             }
         }
         let now = Instant::now();
-        let expired: Vec<u64> = pending.iter().filter(|(_, p)| p.give_up <= now).map(|(id, _)| *id).collect();
-        for id in expired {
-            if let Some(p) = pending.remove(&id) {
-                finish(p);
-            }
+        for d in open.iter().filter(|d| d.give_up <= now) {
+            d.expire();
         }
-    }
-}
-
-/// Answers `timed out` for every plugin still silent and ends the dispatch.
-fn finish(mut p: Pending) {
-    for (plugin, deadline) in std::mem::take(&mut p.waiting) {
-        (p.reply)(&plugin, ActionResult::Failed(format!("timed out after {}", format_duration(deadline))));
-        p.delivered += 1;
-    }
-    p.close();
-}
-
-impl Pending {
-    /// Ends the dispatch: the callback (and whatever it holds) is dropped
-    /// before the waiter hears the count.
-    fn close(self) {
-        let Pending { reply, done, delivered, .. } = self;
-        drop(reply);
-        let _ = done.send(delivered);
     }
 }

@@ -22,9 +22,9 @@ mod types;
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ed25519_dalek::VerifyingKey;
 use wasmtime::component::Component;
@@ -234,10 +234,9 @@ struct Prepared {
 /// The plugin host. All methods take `&self` and may be called from any thread.
 pub struct PluginHost {
     // Field order is drop order: the plugins' workers stop before the
-    // collector, so every answer they give still reaches its dispatch.
+    // timer, which then times out whatever dispatch is still open.
     plugins: Mutex<BTreeMap<String, Plugin>>,
-    collector: dispatch::Collector,
-    next_dispatch: AtomicU64,
+    timer: dispatch::Timer,
     runtime: Arc<Runtime>,
     config: HostConfig,
 }
@@ -268,18 +267,12 @@ impl PluginHost {
             path: dir,
             source,
         })?;
-        let collector = dispatch::Collector::spawn().map_err(|source| InstallError::Io {
+        let timer = dispatch::Timer::spawn().map_err(|source| InstallError::Io {
             plugin: String::new(),
             path: config.state_dir.clone(),
             source,
         })?;
-        Ok(PluginHost {
-            plugins: Mutex::new(BTreeMap::new()),
-            collector,
-            next_dispatch: AtomicU64::new(0),
-            runtime: Arc::new(runtime),
-            config,
-        })
+        Ok(PluginHost { plugins: Mutex::new(BTreeMap::new()), timer, runtime: Arc::new(runtime), config })
     }
 
     fn plugins(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Plugin>> {
@@ -479,8 +472,9 @@ impl PluginHost {
     }
 
     /// Sends an action request to every plugin subscribed to its action, all
-    /// at once, and returns at once. `reply` is called (on the host's answer
-    /// thread: it must not block) with each plugin's result as it arrives; a
+    /// at once, and returns at once. `reply` is called (on the answering
+    /// plugin's thread or the host's timer: it must not block) with each
+    /// plugin's result as it arrives; a
     /// plugin that does not answer within its call deadline (plus a second of
     /// queueing) gets `Failed("timed out after …")`, and a subscribed plugin
     /// that is not running gets `Failed` with its state.
@@ -490,27 +484,19 @@ impl PluginHost {
         reply: impl Fn(&str, ActionResult) + Send + 'static,
     ) -> ActionDispatch {
         let action = request.directive.action_name();
-        let id = self.next_dispatch.fetch_add(1, Ordering::Relaxed);
-        let tx = self.collector.sender();
-        let (done, finished) = crossbeam_channel::bounded(1);
         let plugins = self.plugins();
         let subscribed: Vec<(&String, &Plugin)> =
             plugins.iter().filter(|(_, p)| p.manifest.actions.iter().any(|a| a == "*" || a == action)).collect();
         let waiting: BTreeMap<Arc<str>, Duration> =
             subscribed.iter().map(|(name, p)| (Arc::from(name.as_str()), p.call_deadline)).collect();
-        let longest = waiting.values().max().copied().unwrap_or_default();
-        let pending = dispatch::Pending {
-            waiting,
-            give_up: Instant::now() + longest + Duration::from_secs(1),
-            reply: Box::new(reply),
-            done,
-            delivered: 0,
-        };
-        // Registered before any plugin can answer: one channel keeps the order.
-        let _ = tx.send(dispatch::Collected::Start { id, pending });
-        let answer = dispatch::Reply { id, tx };
+        let (shared, finished) = dispatch::Dispatch::new(waiting, Box::new(reply));
+        if !subscribed.is_empty() {
+            self.timer.watch(shared.clone());
+        }
+        let answer = dispatch::Reply(shared);
+        let mut refused = Vec::new();
         for (name, plugin) in subscribed {
-            let refused = match &plugin.actor {
+            let why = match &plugin.actor {
                 Some(actor) if actor.send(Msg::Action(request.clone(), answer.clone())) => continue,
                 Some(_) => {
                     lock(&plugin.shared).metrics.dropped += 1;
@@ -518,7 +504,12 @@ impl PluginHost {
                 }
                 None => format!("plugin is {}", lock(&plugin.shared).state),
             };
-            answer.send(Arc::from(name.as_str()), ActionResult::Failed(refused));
+            refused.push((Arc::<str>::from(name.as_str()), why));
+        }
+        // Answered outside the plugins' lock, so a callback may look at the host.
+        drop(plugins);
+        for (name, why) in refused {
+            answer.send(name, ActionResult::Failed(why));
         }
         ActionDispatch { done: finished }
     }
