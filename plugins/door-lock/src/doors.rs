@@ -1,13 +1,15 @@
 //! The doors as the plugin knows them: drives them to what [`Desired`] wants,
-//! confirms every write by reading it back, polls their state, and retries
-//! failing controllers and doors with backoff. It talks to controllers only
-//! through [`Controller`] and to the host not at all (time comes in as
-//! `now_ms`), so it runs natively in tests with a fake controller.
+//! confirms every write by reading it back, polls their state, retries
+//! failing controllers and doors with backoff, and has each controller show
+//! whether its doors are held locked (an OSDP reader's LED and buzzer). It
+//! talks to controllers only through [`Controller`] and to the host not at
+//! all (time comes in as `now_ms`), so it runs natively in tests with a fake
+//! controller.
 
 use serde::Serialize;
 
 use crate::backend::{Controller, LinkError};
-use crate::config::{Config, Door, Link};
+use crate::config::{Config, Door};
 use crate::policy::{self, Backoff, Desired, DoorState, Want};
 
 /// Every door's state and every controller's link.
@@ -24,6 +26,8 @@ struct LinkState {
     error: Option<String>,
     /// Whether it has answered since the plugin started.
     answered: bool,
+    /// The last failure to show the lock state on its indicators, while it lasts.
+    indicator_error: Option<String>,
 }
 
 struct DoorInfo {
@@ -94,7 +98,13 @@ impl Doors {
         assert_eq!(config.controllers.len(), controllers.len(), "one backend per configured controller");
         let links = controllers
             .into_iter()
-            .map(|controller| LinkState { controller, backoff: Backoff::default(), error: None, answered: false })
+            .map(|controller| LinkState {
+                controller,
+                backoff: Backoff::default(),
+                error: None,
+                answered: false,
+                indicator_error: None,
+            })
             .collect();
         let doors = config
             .doors
@@ -110,7 +120,8 @@ impl Doors {
     }
 
     /// Drives each of `targets` to what `desired` wants now (an action: no
-    /// backoff waits), confirms it by reading back, and returns each state after.
+    /// backoff waits), confirms it by reading back, and returns each state
+    /// after. Then the controllers involved show the new lock state.
     pub fn apply(&mut self, desired: &Desired, targets: &[usize], now_ms: u64) -> Vec<(usize, DoorState)> {
         let mut call = Call::new(now_ms, self.links.len());
         let mut outcomes = Vec::new();
@@ -124,6 +135,13 @@ impl Doors {
             self.doors[i].state = state.clone();
             outcomes.push((i, state));
         }
+        let mut involved: Vec<usize> = targets.iter().map(|&i| self.config.doors[i].controller).collect();
+        involved.sort_unstable();
+        involved.dedup();
+        for c in involved {
+            // Not a door fault: the next tick shows it again and logs a failure.
+            let _ = self.indicate(c, desired, &mut call);
+        }
         outcomes
     }
 
@@ -136,6 +154,9 @@ impl Doors {
         for c in 0..self.links.len() {
             if !self.links[c].backoff.due(now_ms) {
                 continue;
+            }
+            if let Err(why) = self.quiet_io(c, &mut call, |c| c.refresh()) {
+                call.offline[c].get_or_insert(why);
             }
             let doors: Vec<usize> = self.config.doors_of(c).map(|(i, _)| i).collect();
             for i in doors {
@@ -160,6 +181,17 @@ impl Doors {
                 for (i, _) in self.config.doors_of(c) {
                     self.doors[i].state = DoorState::Fault(why.clone());
                 }
+                continue;
+            }
+            let shown = self.indicate(c, desired, &mut call).err();
+            let before = std::mem::replace(&mut self.links[c].indicator_error, shown);
+            let after = &self.links[c].indicator_error;
+            if *after != before {
+                let name = &self.config.controllers[c].name;
+                report.changes.push(match after {
+                    Some(why) => format!("cannot show the lock state on controller '{name}': {why}"),
+                    None => format!("controller '{name}' shows the lock state again"),
+                });
             }
         }
         report
@@ -195,9 +227,7 @@ impl Doors {
             .zip(&self.links)
             .map(|(controller, link)| ControllerStatus {
                 name: controller.name.clone(),
-                address: match &controller.link {
-                    Link::Modbus { address, unit } => format!("modbus://{address}/{unit}"),
-                },
+                address: controller.link.describe(),
                 state: match (&link.error, link.answered) {
                     (Some(_), _) => "offline",
                     (None, true) => "online",
@@ -220,10 +250,7 @@ impl Doors {
         let door = self.config.doors[i].clone();
         let want = desired.want(&door);
         let read = self.io(door.controller, call, |c| c.read_output(door.output));
-        let mut state = match read {
-            Ok(value) => DoorState::from_output(&door, value),
-            Err(why) => DoorState::Fault(why),
-        };
+        let mut state = DoorState::from_read(&door, read);
         if call.offline[door.controller].is_some() {
             self.doors[i].state = state;
             return;
@@ -241,7 +268,7 @@ impl Doors {
             && call.offline[door.controller].is_none()
         {
             self.doors[i].closed =
-                self.io(door.controller, call, |c| c.read_input(contact)).ok().map(|v| v == door.closed_when);
+                self.io(door.controller, call, |c| c.read_input(contact)).ok().flatten().map(|v| v == door.closed_when);
         }
     }
 
@@ -265,8 +292,32 @@ impl Doors {
         state
     }
 
-    /// One request to controller `c`, recording whether it answered.
+    /// Has controller `c` show whether its doors are held locked.
+    fn indicate(&mut self, c: usize, desired: &Desired, call: &mut Call) -> Result<(), String> {
+        let locked = policy::shows_locked(&self.config, desired, c);
+        self.quiet_io(c, call, |ctl| ctl.indicate(locked))
+    }
+
+    /// One request to controller `c` that reads or writes a door, recording
+    /// whether the controller answered.
     fn io<T>(
+        &mut self,
+        c: usize,
+        call: &mut Call,
+        op: impl FnOnce(&mut dyn Controller) -> Result<T, LinkError>,
+    ) -> Result<T, String> {
+        let value = self.quiet_io(c, call, op)?;
+        let link = &mut self.links[c];
+        link.answered = true;
+        link.error = None;
+        link.backoff.succeeded();
+        Ok(value)
+    }
+
+    /// One request to controller `c` whose success says nothing of the
+    /// device (it may do no I/O at all); a failure that takes the controller
+    /// offline is recorded as in [`Doors::io`].
+    fn quiet_io<T>(
         &mut self,
         c: usize,
         call: &mut Call,
@@ -276,23 +327,15 @@ impl Doors {
             return Err(why.clone());
         }
         let link = &mut self.links[c];
-        match op(link.controller.as_mut()) {
-            Ok(value) => {
-                link.answered = true;
-                link.error = None;
-                link.backoff.succeeded();
-                Ok(value)
+        op(link.controller.as_mut()).map_err(|e| {
+            let why = format!("controller '{}': {}", self.config.controllers[c].name, e.message);
+            if e.offline {
+                link.error = Some(why.clone());
+                link.backoff.failed(call.now_ms, self.config.retry);
+                call.offline[c] = Some(why.clone());
             }
-            Err(e) => {
-                let why = format!("controller '{}': {}", self.config.controllers[c].name, e.message);
-                if e.offline {
-                    link.error = Some(why.clone());
-                    link.backoff.failed(call.now_ms, self.config.retry);
-                    call.offline[c] = Some(why.clone());
-                }
-                Err(why)
-            }
-        }
+            why
+        })
     }
 }
 
@@ -342,8 +385,8 @@ mod tests {
     }
 
     impl Controller for Fake {
-        fn read_output(&mut self, n: u16) -> Result<bool, LinkError> {
-            self.answer(|d| d.outputs.get(&n).copied().unwrap_or(false))
+        fn read_output(&mut self, n: u16) -> Result<Option<bool>, LinkError> {
+            self.answer(|d| Some(d.outputs.get(&n).copied().unwrap_or(false)))
         }
         fn write_output(&mut self, n: u16, on: bool) -> Result<(), LinkError> {
             self.answer(|d| {
@@ -351,8 +394,8 @@ mod tests {
                 d.outputs.insert(n, value);
             })
         }
-        fn read_input(&mut self, n: u16) -> Result<bool, LinkError> {
-            self.answer(|d| d.inputs.get(&n).copied().unwrap_or(false))
+        fn read_input(&mut self, n: u16) -> Result<Option<bool>, LinkError> {
+            self.answer(|d| Some(d.inputs.get(&n).copied().unwrap_or(false)))
         }
     }
 

@@ -1,11 +1,13 @@
 //! Vigil's door-lock plugin: Secure locks the exterior doors, Lockdown every
 //! door, All Clear (or the dismissal of an automatic action) releases what it
-//! locked, through door controllers (Modbus TCP relay modules today).
+//! locked, through door controllers: Modbus TCP relay modules, and OSDP
+//! readers on a serial line over the Secure Channel.
 //!
 //! Locking is entry only: each door's output drives the access panel's
 //! lockdown input or the strike's entry side, never free egress. A door counts
 //! as locked only when its controller reads it back locked; the answer says
-//! which doors did not confirm and why. Door states are polled every tick and
+//! which doors did not confirm and why (an OSDP reader confirms with the
+//! report it sends in answer to a poll). Door states are polled every tick and
 //! published as the plugin's status; what the plugin holds doors to is kept in
 //! its key-value store and re-applied after a restart, retried with backoff
 //! until the controller confirms. `docs/plugins/door-lock.md` is the
@@ -13,11 +15,14 @@
 //!
 //! The module layout keeps decisions apart from I/O: [`config`] and
 //! [`policy`] are pure, [`doors`] drives controllers through the
-//! [`backend::Controller`] seam, and only this file talks to the host.
+//! [`backend::Controller`] seam ([`backend`] for Modbus, [`osdp`] for OSDP,
+//! which opens the granted serial port), and only this file otherwise talks
+//! to the host.
 
 pub mod backend;
 pub mod config;
 pub mod doors;
+pub mod osdp;
 pub mod policy;
 
 use std::cell::RefCell;
@@ -50,7 +55,11 @@ impl Plugin for DoorLock {
         let config = vigil_plugin_sdk::config::<config::RawConfig>()?.validate()?;
         let desired: Desired = kv::get_json(DESIRED)?.unwrap_or_default();
         let timeout = Duration::from_millis(config.timeout_ms);
-        let controllers = config.controllers.iter().map(|c| backend::open(&c.link, timeout)).collect();
+        let controllers = config
+            .controllers
+            .iter()
+            .map(|c| backend::open(&c.link, timeout).map_err(|e| format!("controller '{}': {e}", c.name)))
+            .collect::<Result<_, _>>()?;
         host::info!(
             "door-lock ready: {} doors on {} controllers; holding {} claims, {} releases pending",
             config.doors.len(),

@@ -212,7 +212,7 @@ pub enum DoorState {
     Locked,
     /// The output reads unlocked.
     Unlocked,
-    /// Not read yet.
+    /// Not read yet, or the device has not told it.
     Unknown,
     /// It cannot be read, or does not read back what was written; the text says why.
     Fault(String),
@@ -222,6 +222,15 @@ impl DoorState {
     /// The state an output value means for `door`.
     pub fn from_output(door: &Door, value: bool) -> DoorState {
         if value == door.locked_when { DoorState::Locked } else { DoorState::Unlocked }
+    }
+
+    /// The state a read means for `door`: a value, not told yet, or a failure.
+    pub fn from_read(door: &Door, read: Result<Option<bool>, String>) -> DoorState {
+        match read {
+            Ok(Some(value)) => DoorState::from_output(door, value),
+            Ok(None) => DoorState::Unknown,
+            Err(why) => DoorState::Fault(why),
+        }
     }
 
     /// Its name in the status document.
@@ -253,11 +262,13 @@ pub fn needs_write(state: &DoorState, want: Want) -> bool {
 }
 
 /// Classifies a write followed by a read-back: confirmed only when the
-/// device reads back the wanted state. `output` names the output ("coil 3").
-pub fn confirm(door: &Door, want_locked: bool, output: &str, readback: Result<bool, String>) -> DoorState {
+/// device reads back the wanted state (`Ok(None)`: it has not told).
+/// `output` names the output ("coil 3").
+pub fn confirm(door: &Door, want_locked: bool, output: &str, readback: Result<Option<bool>, String>) -> DoorState {
     match readback {
         Err(e) => DoorState::Fault(e),
-        Ok(value) => {
+        Ok(None) => DoorState::Fault(format!("{output} was not reported back after the write")),
+        Ok(Some(value)) => {
             let state = DoorState::from_output(door, value);
             if (state == DoorState::Locked) == want_locked {
                 state
@@ -266,6 +277,12 @@ pub fn confirm(door: &Door, want_locked: bool, output: &str, readback: Result<bo
             }
         }
     }
+}
+
+/// Whether controller `controller` should show a lockdown on its
+/// indicators: some door on it is held locked.
+pub fn shows_locked(config: &Config, desired: &Desired, controller: usize) -> bool {
+    config.doors_of(controller).any(|(_, door)| desired.want(door) == Want::Locked)
 }
 
 /// The answer to a lock or release, from each target door's state after it:
@@ -452,15 +469,20 @@ mod tests {
     fn only_a_read_back_confirms() {
         let c = config(false);
         let (front, gym) = (&c.doors[0], &c.doors[1]);
-        assert_eq!(confirm(front, true, "coil 0", Ok(true)), DoorState::Locked);
-        assert_eq!(confirm(gym, true, "coil 3", Ok(false)), DoorState::Locked, "gym-east locks de-energised");
+        assert_eq!(confirm(front, true, "coil 0", Ok(Some(true))), DoorState::Locked);
+        assert_eq!(confirm(gym, true, "coil 3", Ok(Some(false))), DoorState::Locked, "gym-east locks de-energised");
         assert_eq!(
-            confirm(gym, true, "coil 3", Ok(true)),
+            confirm(gym, true, "coil 3", Ok(Some(true))),
             DoorState::Fault("coil 3 reads unlocked after write".into())
         );
         assert_eq!(
-            confirm(front, false, "coil 0", Ok(true)),
+            confirm(front, false, "coil 0", Ok(Some(true))),
             DoorState::Fault("coil 0 reads locked after write".into())
+        );
+        assert_eq!(
+            confirm(front, true, "output 0", Ok(None)),
+            DoorState::Fault("output 0 was not reported back after the write".into()),
+            "a device that has not told is not locked"
         );
         assert_eq!(confirm(front, true, "coil 0", Err("offline".into())), DoorState::Fault("offline".into()));
         assert_eq!(output_for(gym, Want::Locked), Some(false));

@@ -19,6 +19,8 @@ mod daemon;
 mod district;
 #[path = "e2e/door_lock.rs"]
 mod door_lock;
+#[path = "e2e/door_lock_osdp.rs"]
+mod door_lock_osdp;
 #[path = "e2e/pa_paging.rs"]
 mod pa_paging;
 #[path = "e2e/shield_inventory.rs"]
