@@ -6,8 +6,8 @@
 //!   then `wait`, to the good plugin (which counts the call in its KV store,
 //!   a fsynced file, and publishes a status); the reference is a no-op native
 //!   handler called directly, and again behind the same hand-off as
-//!   `dispatch_action` (a bounded channel to a worker thread, answers to one
-//!   long-lived collector thread, a per-dispatch channel `wait` reads).
+//!   `dispatch_action` (a bounded channel to a worker thread, which answers
+//!   on a per-dispatch channel `wait` reads).
 //! - Instantiation: the panicky plugin's worker rebuilding its instance from
 //!   the `InstancePre` after a trap (store, instantiation, its empty `init`),
 //!   as the worker itself times it (`Metrics::last_latency_us` of the start).
@@ -254,65 +254,32 @@ impl ActionHandler for NoOp {
 
 
 /// A native handler behind the same hand-off as `PluginHost::dispatch_action`:
-/// its own worker thread fed by a bounded channel, answers going to one
-/// long-lived collector thread that matches them to their dispatch, and a
-/// per-dispatch channel the caller waits on.
+/// its own worker thread fed by a bounded channel, which hands the answer
+/// to a per-dispatch channel the caller waits on (the host's callback and
+/// `wait`, without the timer's bookkeeping).
 struct NativeWorker {
-    tx: Option<Sender<(ActionRequest, u64)>>,
+    tx: Option<Sender<(ActionRequest, Sender<usize>)>>,
     thread: Option<JoinHandle<()>>,
-    collector_tx: Option<Sender<Collect>>,
-    collector: Option<JoinHandle<()>>,
-    next: std::sync::atomic::AtomicU64,
-}
-
-enum Collect {
-    Start(u64, Sender<usize>),
-    Answer(u64, Arc<str>, ActionResult),
 }
 
 impl NativeWorker {
     fn spawn(mut handler: Box<dyn ActionHandler>) -> NativeWorker {
-        let (collector_tx, answers): (Sender<Collect>, Receiver<Collect>) = crossbeam_channel::unbounded();
-        let collector = std::thread::spawn(move || {
-            let mut pending = BTreeMap::new();
-            for msg in answers {
-                match msg {
-                    Collect::Start(id, done) => {
-                        pending.insert(id, done);
-                    }
-                    Collect::Answer(id, name, result) => {
-                        black_box((&*name, &result));
-                        if let Some(done) = pending.remove(&id) {
-                            let _ = done.send(usize::from(matches!(result, ActionResult::Done(_))));
-                        }
-                    }
-                }
-            }
-        });
-        let (tx, rx): (_, Receiver<(ActionRequest, u64)>) = crossbeam_channel::bounded(64);
+        let (tx, rx): (_, Receiver<(ActionRequest, Sender<usize>)>) = crossbeam_channel::bounded(64);
         let name: Arc<str> = "native".into();
-        let reply = collector_tx.clone();
         let thread = std::thread::spawn(move || {
-            for (request, id) in rx {
-                let _ = reply.send(Collect::Answer(id, name.clone(), handler.on_action(request)));
+            for (request, done) in rx {
+                let result = handler.on_action(request);
+                black_box((&*name, &result));
+                let _ = done.send(usize::from(matches!(result, ActionResult::Done(_))));
             }
         });
-        NativeWorker {
-            tx: Some(tx),
-            thread: Some(thread),
-            collector_tx: Some(collector_tx),
-            collector: Some(collector),
-            next: Default::default(),
-        }
+        NativeWorker { tx: Some(tx), thread: Some(thread) }
     }
 
     fn dispatch(&self, request: &ActionRequest) -> anyhow::Result<Receiver<usize>> {
-        let id = self.next.fetch_add(1, Ordering::Relaxed) as u64;
         let (done, finished) = crossbeam_channel::bounded(1);
-        let collector = self.collector_tx.as_ref().context("the collector stopped")?;
-        ensure!(collector.send(Collect::Start(id, done)).is_ok(), "the collector stopped");
         let worker = self.tx.as_ref().context("the native worker stopped")?;
-        ensure!(worker.try_send((request.clone(), id)).is_ok(), "the native worker's queue is full");
+        ensure!(worker.try_send((request.clone(), done)).is_ok(), "the native worker's queue is full");
         Ok(finished)
     }
 }
@@ -321,10 +288,6 @@ impl Drop for NativeWorker {
     fn drop(&mut self) {
         self.tx.take();
         if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-        self.collector_tx.take();
-        if let Some(t) = self.collector.take() {
             let _ = t.join();
         }
     }
