@@ -1,6 +1,7 @@
 //! `[os]`: how vigild updates the appliance's OS (RAUC bundles, `os.update`).
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -15,6 +16,8 @@ pub struct OsConfig {
     pub reboot_command: Vec<String>,
     /// Where the kernel's boot id is read; it tells a reboot from a restart of vigild.
     pub boot_id_file: PathBuf,
+    /// How long the health check after an update waits for the pipeline.
+    pub health_timeout: Duration,
 }
 
 impl Default for OsConfig {
@@ -23,6 +26,7 @@ impl Default for OsConfig {
             updates: true,
             reboot_command: vec!["systemctl".into(), "reboot".into()],
             boot_id_file: PathBuf::from("/proc/sys/kernel/random/boot_id"),
+            health_timeout: Duration::from_secs(180),
         }
     }
 }
@@ -33,6 +37,7 @@ pub(crate) struct RawOs {
     updates: Option<bool>,
     reboot_command: Option<Vec<String>>,
     boot_id_file: Option<String>,
+    health_timeout_s: Option<u64>,
 }
 
 impl RawOs {
@@ -45,7 +50,13 @@ impl RawOs {
                     .into(),
             );
         }
+        let health_timeout = match self.health_timeout_s {
+            None => default.health_timeout,
+            Some(s) if (10..=3600).contains(&s) => Duration::from_secs(s),
+            Some(s) => return Err(format!("os.health_timeout_s is {s}: use 10 to 3600")),
+        };
         Ok(OsConfig {
+            health_timeout,
             updates: self.updates.unwrap_or(default.updates),
             reboot_command,
             boot_id_file: self.boot_id_file.as_deref().map_or(default.boot_id_file, |f| resolve(base, f)),

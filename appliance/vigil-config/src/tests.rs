@@ -425,4 +425,5 @@ fn os_updates_and_how_to_reboot() {
     let bad = |body: &str| error(&format!("{MINIMAL}\n[os]\n{body}\n"));
     assert!(bad("reboot_command = []").contains("os.reboot_command is empty"), "{}", bad("reboot_command = []"));
     assert!(bad("rebooot = 1").contains("rebooot"));
+    assert!(bad("health_timeout_s = 5").contains("os.health_timeout_s is 5: use 10 to 3600"));
 }

@@ -153,17 +153,22 @@ fn run(args: Args, set_log_level: SetLogLevel) -> anyhow::Result<()> {
         }
         None => None,
     };
-    if let Some(updates) = &updates {
-        let (updates, main, link) = (updates.clone(), main_tx.clone(), uplink.as_ref().map(|u| u.link.handle()));
-        std::thread::Builder::new()
-            .name("os-update-boot".into())
-            .spawn(move || finish_update_after_boot(&updates, &main, link.as_ref()))
-            .context("starting the post-boot update check")?;
+    match &updates {
+        // READY=1 waits for the post-update health check (the image's
+        // mark-good unit marks the slot good on READY=1).
+        Some(updates) => {
+            let (updates, main, link) = (updates.clone(), main_tx.clone(), uplink.as_ref().map(|u| u.link.handle()));
+            let (system, timeout) = (system.clone(), config.os.health_timeout);
+            std::thread::Builder::new()
+                .name("os-update-boot".into())
+                .spawn(move || finish_update_after_boot(&updates, &main, link.as_ref(), timeout, &system))
+                .context("starting the post-boot update check")?;
+        }
+        None => system.ready(),
     }
     let detector_alive = system.heartbeat("detector", vigild::system::DETECTOR_MAX_SILENCE);
     let mut last_inferences = 0;
     let mut last_check = Instant::now();
-    system.ready();
     if args.console {
         println!("{}", console::CONSOLE_HELP);
         let commands = running.commands();
@@ -397,21 +402,21 @@ fn open_updates(config: &Config, uplink: Option<&Uplink>) -> Option<UpdateManage
     }
 }
 
-/// How long the post-update health check waits for the pipeline to prove itself.
-const HEALTH_DEADLINE: Duration = Duration::from_secs(180);
-
 /// After a boot into an updated slot: waits until a camera streams, the
 /// detector has inferred and the broker is connected (each only if
-/// configured), then marks the slot good; if that does not happen within
-/// [`HEALTH_DEADLINE`] the slot is left unmarked, so the bootloader falls
-/// back, and the job says what was missing.
+/// configured), then marks the slot good and tells systemd it is ready; if
+/// that does not happen within `timeout` the slot is marked bad and the box
+/// reboots into the old one, and the job says what was missing. On any other
+/// boot it only tells systemd it is ready.
 fn finish_update_after_boot(
     updates: &UpdateManager,
     main: &crossbeam_channel::Sender<MainRequest>,
     link: Option<&vigil_link::LinkHandle>,
+    timeout: Duration,
+    system: &vigild::system::System,
 ) {
     let health = || {
-        let deadline = Instant::now() + HEALTH_DEADLINE;
+        let deadline = Instant::now() + timeout;
         loop {
             let missing = health_missing(main, link);
             if missing.is_empty() {
@@ -420,17 +425,27 @@ fn finish_update_after_boot(
             if Instant::now() >= deadline {
                 return vigild::system::HealthVerdict::Unhealthy(format!(
                     "after {} s: {}",
-                    HEALTH_DEADLINE.as_secs(),
+                    timeout.as_secs(),
                     missing.join("; ")
                 ));
             }
             std::thread::sleep(Duration::from_millis(500));
         }
     };
-    match vigild::system::after_boot(updates, health) {
-        Ok(Some(job)) => tracing::warn!(job = %job.id, phase = job.phase.as_str(), "OS update after boot"),
-        Ok(None) => {}
-        Err(e) => tracing::error!(error = %format!("{e:#}"), "the OS update could not be finished after boot"),
+    let rebooting = match vigild::system::after_boot(updates, health) {
+        Ok(Some(job)) => {
+            tracing::warn!(job = %job.id, phase = job.phase.as_str(), "OS update after boot");
+            // Unhealthy: the slot is marked bad and the reboot is under way.
+            job.phase == vigild::system::Phase::Rebooting && job.error.as_ref().is_some_and(|e| e.code == "unhealthy")
+        }
+        Ok(None) => false,
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "the OS update could not be finished after boot");
+            false
+        }
+    };
+    if !rebooting {
+        system.ready();
     }
 }
 

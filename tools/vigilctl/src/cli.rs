@@ -123,6 +123,9 @@ pub enum Cmd {
     /// Make signing keys, sign and check plugin packages, try them locally; install, remove and list them on a device
     #[command(subcommand)]
     Plugin(PluginCmd),
+    /// Update a device's operating system from a signed RAUC bundle, and follow the update
+    #[command(subcommand)]
+    Os(OsCmd),
     /// Change a device's log level until it restarts
     LogLevel {
         /// The device
@@ -199,6 +202,52 @@ pub enum ConfigCmd {
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
         version: Option<u64>,
     },
+}
+
+/// `os …`: the device's A/B OS updates (RAUC bundles, see docs/image.md).
+#[derive(Debug, Subcommand)]
+pub enum OsCmd {
+    /// Have the device install a bundle into its other slot and reboot into it; follows the job until the reboot
+    ///
+    /// Prints the job id, then each phase (queued, downloading, verifying, installing, rebooting) as it
+    /// happens, with a progress line on a terminal. Exits 0 once the device reboots into the new slot
+    /// (it keeps it only if its health check passes: see `os status`), 1 if the update failed.
+    /// With --json: each job report as one JSON line (with --no-wait: the device's response).
+    Update {
+        /// The device
+        #[arg(value_parser = device)]
+        device: Topics,
+        /// The bundle: an absolute path on the device, or an http(s):// URL it downloads from
+        #[arg(value_name = "BUNDLE", value_parser = bundle)]
+        bundle: String,
+        /// The version the bundle must carry; the device refuses to install anything else
+        #[arg(long, value_name = "V", value_parser = bundle_version)]
+        version: Option<String>,
+        /// Print the job id and exit once the device accepted the update
+        #[arg(long)]
+        no_wait: bool,
+        /// Give up following when the job reports nothing new for this long (the update goes on)
+        #[arg(long, default_value_t = 600, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=86_400))]
+        stall_timeout: u64,
+    },
+    /// Show the device's current or last OS update job (--json: the job as the device reports it)
+    Status {
+        /// The device
+        #[arg(value_parser = device)]
+        device: Topics,
+    },
+}
+
+impl OsCmd {
+    /// The `os.update` command an `os update` line sends; `None` for `os status`.
+    pub fn update_command(&self) -> Option<(&Topics, DeviceCommand)> {
+        let OsCmd::Update { device, bundle, version, .. } = self else { return None };
+        let mut args = json!({"bundle": bundle});
+        if let Some(v) = version {
+            args["version"] = json!(v);
+        }
+        Some((device, DeviceCommand { name: "os.update", args }))
+    }
 }
 
 /// `plugin …`: the first four need no broker.
@@ -374,7 +423,12 @@ impl Cmd {
                 (device, command("plugin.remove", json!({"name": name})))
             }
             Cmd::Plugin(PluginCmd::List { device }) => (device, command("plugin.list", json!({}))),
-            Cmd::Status { .. } | Cmd::Watch { .. } | Cmd::Config(_) | Cmd::Snapshot { .. } | Cmd::Plugin(_) => {
+            Cmd::Status { .. }
+            | Cmd::Watch { .. }
+            | Cmd::Config(_)
+            | Cmd::Snapshot { .. }
+            | Cmd::Plugin(_)
+            | Cmd::Os(_) => {
                 return None;
             }
         })
@@ -470,6 +524,27 @@ fn camera(id: &str) -> Result<String, String> {
     Ok(id.to_string())
 }
 
+/// An OS bundle as the device can reach it: an absolute path there, or an http(s) URL.
+fn bundle(text: &str) -> Result<String, String> {
+    let remote = text.starts_with("http://") || text.starts_with("https://");
+    if !remote && !text.starts_with('/') {
+        return Err(format!(
+            "{text:?} is neither an absolute path on the device nor an http(s):// URL; vigilctl does not upload \
+             bundles: copy it to the device (e.g. to /data) or serve it over HTTP(S)"
+        ));
+    }
+    Ok(text.to_string())
+}
+
+/// A bundle version: not empty.
+fn bundle_version(text: &str) -> Result<String, String> {
+    let v = text.trim();
+    if v.is_empty() {
+        return Err("the version must not be empty: give it as in the bundle's manifest, e.g. 2.1.0".into());
+    }
+    Ok(v.to_string())
+}
+
 /// A trusted plugin signing key: `ed25519:<hex>`, as in the device's `[plugins] trusted_keys`.
 fn trusted_key(text: &str) -> Result<VerifyingKey, String> {
     let hex = text
@@ -562,6 +637,35 @@ mod tests {
     }
 
     #[test]
+    fn os_update_maps_to_the_wire() {
+        for (args, expected) in [
+            (
+                &["os", "update", "lincoln-hs", "/data/vigil-2.1.raucb", "--version", "2.1"][..],
+                json!({"bundle": "/data/vigil-2.1.raucb", "version": "2.1"}),
+            ),
+            (
+                &["os", "update", "lincoln-hs", "https://updates.district/v.raucb", "--no-wait"],
+                json!({"bundle": "https://updates.district/v.raucb"}),
+            ),
+        ] {
+            let c = cli(args);
+            let Cmd::Os(os) = &c.command else { panic!("{args:?}") };
+            let (device, command) = os.update_command().expect("an os.update command");
+            assert_eq!(
+                (device.device(), &command),
+                ("lincoln-hs", &DeviceCommand { name: "os.update", args: expected })
+            );
+            // The device must accept exactly what we send.
+            let payload = vigil_uplink::command_json("r-1", "sro@district", command.args.clone());
+            let parsed =
+                vigil_uplink::parse_command(command.name, &payload).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+            assert!(matches!(parsed.command, vigil_uplink::UplinkCommand::OsUpdate { .. }), "{args:?}");
+        }
+        let Cmd::Os(status) = cli(&["os", "status", "d"]).command else { panic!() };
+        assert!(status.update_command().is_none());
+    }
+
+    #[test]
     fn the_other_commands_are_not_single_requests() {
         for args in [
             &["status"][..],
@@ -572,6 +676,8 @@ mod tests {
             &["plugin", "install", "d", "p.vpk"],
             &["plugin", "keygen", "-o", "k"],
             &["plugin", "run", "p.vpk", "--event", "raised", "--trust-any"],
+            &["os", "update", "d", "/data/u.raucb"],
+            &["os", "status", "d"],
         ] {
             assert!(cli(args).command.device_command().is_none(), "{args:?}");
         }
@@ -595,6 +701,11 @@ mod tests {
             &["plugin", "run", "p.vpk", "--event", "exploded", "--trust-any"],
             &["plugin", "run", "p.vpk", "--event", "raised", "--trust-any", "--config", "[1]"],
             &["plugin", "verify", "p.vpk"],
+            &["os", "update", "d", "vigil.raucb"],
+            &["os", "update", "d", "ftp://x/vigil.raucb"],
+            &["os", "update", "d", "/data/u.raucb", "--version", " "],
+            &["os", "update", "d", "/data/u.raucb", "--stall-timeout", "0"],
+            &["os", "status"],
         ] {
             let argv = std::iter::once("vigilctl").chain(args.iter().copied());
             let err = Cli::try_parse_from(argv).expect_err(&format!("{args:?} is refused"));

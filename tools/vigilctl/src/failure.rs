@@ -3,7 +3,7 @@
 //! | code | meaning |
 //! |---|---|
 //! | 0 | done (for `config push`: applied, or already running) |
-//! | 1 | the device refused the command (`refused: <code>: <message>`) or rejected the config; `plugin verify` or `plugin run` refused the package (`refused: <why>`) |
+//! | 1 | the device refused the command (`refused: <code>: <message>`) or rejected the config; `plugin verify` or `plugin run` refused the package (`refused: <why>`); an OS update failed or rolled back (`failed: <code>: <message>`) |
 //! | 2 | usage error (clap's), or a file named on the command line cannot be read or written |
 //! | 3 | timed out waiting for the device |
 //! | 4 | cannot reach, authenticate with or stay connected to the broker |
@@ -18,7 +18,8 @@ pub const EXIT_CODES: &str = "\
 Exit codes:
   0  done (config push: applied, or already running)
   1  the device refused the command (\"refused: <code>: <message>\") or rejected the config;
-     plugin verify or plugin run refused the package (\"refused: <why>\")
+     plugin verify or plugin run refused the package (\"refused: <why>\");
+     an OS update failed or rolled back (\"failed: <code>: <message>\")
   2  usage error, or a file named on the command line cannot be read or written
   3  timed out waiting for the device (is it online? try `vigilctl status DEVICE`)
   4  cannot reach, authenticate with or stay connected to the broker";
@@ -37,6 +38,13 @@ pub enum Failure {
     Rejected(String),
     /// A plugin package failed verification or its local install (exit 1).
     PackageRefused(String),
+    /// An OS update job ended `failed` or `rolled-back` (exit 1).
+    UpdateFailed {
+        /// The job's stable error code (`rauc-refused`, `unhealthy`, `rolled-back`, …).
+        code: String,
+        /// The device's words.
+        message: String,
+    },
     /// A mistake on the command line clap cannot see, or an unusable file (exit 2).
     Usage(String),
     /// The device did not answer in time; says what was awaited (exit 3).
@@ -54,7 +62,10 @@ impl Failure {
     /// The process exit code.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Failure::Refused { .. } | Failure::Rejected(_) | Failure::PackageRefused(_) => 1,
+            Failure::Refused { .. }
+            | Failure::Rejected(_)
+            | Failure::PackageRefused(_)
+            | Failure::UpdateFailed { .. } => 1,
             Failure::Usage(_) => 2,
             Failure::TimedOut(_) => 3,
             Failure::Broker(_) => 4,
@@ -67,6 +78,7 @@ impl fmt::Display for Failure {
         match self {
             Failure::Refused { code, message } => write!(f, "refused: {code}: {message}"),
             Failure::Rejected(why) => write!(f, "rejected: {why}"),
+            Failure::UpdateFailed { code, message } => write!(f, "failed: {code}: {message}"),
             Failure::PackageRefused(why) => write!(f, "refused: {why}"),
             Failure::Usage(why) | Failure::Broker(why) => write!(f, "error: {why}"),
             Failure::TimedOut(why) => write!(f, "timed out: {why}"),
@@ -86,6 +98,8 @@ mod tests {
         assert_eq!(Failure::Rejected("x".into()).exit_code(), 1);
         assert_eq!(Failure::PackageRefused("x".into()).exit_code(), 1);
         assert_eq!(Failure::PackageRefused("x".into()).to_string(), "refused: x");
+        let failed = Failure::UpdateFailed { code: "unhealthy".into(), message: "no frames".into() };
+        assert_eq!((failed.exit_code(), failed.to_string()), (1, "failed: unhealthy: no frames".into()));
         assert_eq!(Failure::Usage("x".into()).exit_code(), 2);
         assert_eq!(Failure::TimedOut("x".into()).to_string(), "timed out: x");
         assert_eq!(Failure::TimedOut("x".into()).exit_code(), 3);

@@ -8,6 +8,7 @@ mod cmd;
 mod conn;
 mod failure;
 mod fleet;
+mod os_job;
 mod render;
 mod request;
 mod topics;

@@ -1,6 +1,7 @@
 //! Everything `vigilctl` prints for people, as pure functions of what it
 //! received: the status table, alert and status lines, command results,
-//! config reports, plugin manifests, runs and tables, and the progress line.
+//! config reports, plugin manifests, runs and tables, OS update jobs, and
+//! the progress line.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -11,6 +12,7 @@ use vigil_uplink::{CommandResponse, Reported, StatusDoc, Telemetry, Verdict};
 
 use crate::cli::DeviceCommand;
 use crate::fleet::DeviceState;
+use crate::os_job::OsJob;
 
 /// The `status` table, one row per device, with a header.
 pub fn status_table<'a>(devices: impl IntoIterator<Item = (&'a str, &'a DeviceState)>) -> String {
@@ -400,6 +402,81 @@ pub fn plugin_table(device: &str, plugins: &[Value]) -> String {
     table(&rows)
 }
 
+/// A phase an OS update job entered, for `os update`: `verifying: RAUC is checking the bundle's signature`.
+pub fn os_phase(job: &OsJob) -> String {
+    let mut out = job.phase.clone();
+    if let Some(p) = job.progress {
+        let _ = write!(out, " {p}%");
+    }
+    if !job.detail.is_empty() {
+        let _ = write!(out, ": {}", job.detail);
+    }
+    out
+}
+
+/// What the progress line waits for while an OS update job runs:
+/// `test-hs to finish installing (45%: Copying image to rootfs.1)`.
+pub fn os_waiting(device: &str, job: Option<&OsJob>) -> String {
+    let Some(job) = job else { return format!("{device}'s first report of the update") };
+    let mut out = format!("{device} to finish {}", job.phase);
+    match (job.progress, job.detail.is_empty()) {
+        (Some(p), false) => {
+            let _ = write!(out, " ({p}%: {})", job.detail);
+        }
+        (Some(p), true) => {
+            let _ = write!(out, " ({p}%)");
+        }
+        (None, _) => {}
+    }
+    out
+}
+
+/// `os update`'s last line when the job reached the reboot, or already succeeded.
+pub fn os_updated(device: &str, job: &OsJob) -> String {
+    let version = job.bundle_version.as_deref().map_or_else(String::new, |v| format!(" {v}"));
+    let slot = job.to_boot.as_deref().map_or_else(|| "the new slot".to_string(), |b| format!("slot {b}"));
+    if job.is_terminal() {
+        return format!("{device}: updated to version{version}, {slot} marked good");
+    }
+    format!(
+        "{device} is rebooting into version{version} ({slot}); it keeps it only if its health check passes: \
+         see `vigilctl os status {device}`"
+    )
+}
+
+/// `os status`: the job, one field per line.
+pub fn os_job(device: &str, job: &OsJob) -> String {
+    let mut out = format!("{device}: OS update {}: {}", job.id, job.phase);
+    if let Some(p) = job.progress.filter(|_| !job.is_terminal()) {
+        let _ = write!(out, " {p}%");
+    }
+    out.push('\n');
+    if let Some(bundle) = &job.bundle {
+        let _ = writeln!(out, "bundle: {bundle}");
+    }
+    let version = match (&job.bundle_version, &job.expected_version) {
+        (Some(v), Some(want)) if v != want => Some(format!("{v} (expected {want})")),
+        (Some(v), _) => Some(v.clone()),
+        (None, Some(want)) => Some(format!("{want} expected")),
+        (None, None) => None,
+    };
+    if let Some(v) = version {
+        let _ = writeln!(out, "version: {v}");
+    }
+    if let Some(slot) = &job.to_slot {
+        let boot = job.to_boot.as_deref().map_or_else(String::new, |b| format!(" (boot {b})"));
+        let from = job.from_boot.as_deref().map_or_else(String::new, |b| format!(", from boot {b}"));
+        let _ = writeln!(out, "slot: {slot}{boot}{from}");
+    }
+    if !job.detail.is_empty() && job.error.as_ref().is_none_or(|(_, m)| *m != job.detail) {
+        let _ = writeln!(out, "detail: {}", job.detail);
+    }
+    if let Some((code, message)) = &job.error {
+        let _ = writeln!(out, "error: {code}: {message}");
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -551,5 +628,51 @@ z             unknown                    -        -        2 streaming, 1 stalle
         );
         let fresh = json!({"name": "door-lock", "version": "1.2.0", "replaced": null, "denied": []});
         assert_eq!(plugin_installed("d", Some(&fresh)), "d: installed door-lock 1.2.0\n");
+    }
+
+    fn job(doc: Value) -> OsJob {
+        OsJob::parse(&serde_json::to_vec(&doc).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn os_update_phases_and_the_progress_line() {
+        let installing = job(json!({"id": "os-1", "phase": "installing", "progress": 45, "detail": "Copying image"}));
+        assert_eq!(os_phase(&installing), "installing 45%: Copying image");
+        assert_eq!(os_waiting("d", Some(&installing)), "d to finish installing (45%: Copying image)");
+        let queued = job(json!({"id": "os-1", "phase": "queued", "progress": null, "detail": ""}));
+        assert_eq!((os_phase(&queued), os_waiting("d", Some(&queued))), ("queued".into(), "d to finish queued".into()));
+        assert_eq!(os_waiting("d", None), "d's first report of the update");
+        let rebooting = job(json!({"id": "os-1", "phase": "rebooting", "bundle_version": "2.0", "to_boot": "B"}));
+        assert_eq!(
+            os_updated("d", &rebooting),
+            "d is rebooting into version 2.0 (slot B); it keeps it only if its health check passes: \
+             see `vigilctl os status d`"
+        );
+    }
+
+    #[test]
+    fn os_status_shows_the_job_field_by_field() {
+        let failed = job(json!({
+            "id": "os-1", "source": {"kind": "url", "location": "https://u/v.raucb"}, "expected_version": "2.0",
+            "phase": "failed", "progress": 100, "detail": "health check failed: no frames",
+            "bundle_version": "2.0", "from_boot": "A", "to_slot": "rootfs.1", "to_boot": "B",
+            "error": {"code": "unhealthy", "message": "health check failed: no frames"},
+        }));
+        assert_eq!(
+            os_job("d", &failed),
+            "d: OS update os-1: failed\nbundle: https://u/v.raucb\nversion: 2.0\nslot: rootfs.1 (boot B), from boot A\n\
+             error: unhealthy: health check failed: no frames\n"
+        );
+        let mismatch = job(json!({
+            "id": "os-2", "phase": "failed", "expected_version": "3.0", "bundle_version": "2.0", "detail": "x",
+            "error": {"code": "version-mismatch", "message": "bundle version 2.0 does not match the expected 3.0"},
+        }));
+        assert!(
+            os_job("d", &mismatch).contains("version: 2.0 (expected 3.0)\ndetail: x\n"),
+            "{}",
+            os_job("d", &mismatch)
+        );
+        let running = job(json!({"id": "os-3", "phase": "downloading", "progress": 7, "expected_version": "2.1"}));
+        assert_eq!(os_job("d", &running), "d: OS update os-3: downloading 7%\nversion: 2.1 expected\n");
     }
 }

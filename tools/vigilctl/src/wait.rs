@@ -64,10 +64,25 @@ impl Wait {
         }
     }
 
+    /// Waits up to `timeout` from now, for `what` now: a job that keeps
+    /// reporting keeps the wait alive, and the progress line says where it stands.
+    pub fn renew(&mut self, what: impl Into<String>, timeout: Duration) {
+        self.what = what.into();
+        self.deadline = Instant::now() + timeout;
+        self.progress.shown = None;
+        self.progress.show(&self.what, self.started.elapsed());
+    }
+
     /// Prints a message on stderr without mixing it into the progress line.
     pub fn note(&mut self, text: &str) {
         self.progress.erase();
         eprintln!("{text}");
+    }
+
+    /// Prints a result line on stdout without mixing it into the progress line.
+    pub fn note_out(&mut self, text: &str) {
+        self.progress.erase();
+        println!("{text}");
     }
 }
 

@@ -4,7 +4,8 @@
 //! [`FakeDevice`] is a thread that plays the device's part over MQTT: it
 //! publishes retained status, telemetry and config report, answers commands
 //! on their response topic with their correlation data, publishes snapshot
-//! JPEGs, judges pushed configs and records the district's acks. It stands
+//! JPEGs, reports OS update jobs on the retained `os/update` topic as
+//! vigild does, judges pushed configs and records the district's acks. It stands
 //! in for `vigild`, whose own end-to-end tests (with the real uplink) run
 //! elsewhere (`tests/vigil-e2e`); here it checks that `vigilctl` speaks the
 //! wire formats of `vigil-uplink` and maps each outcome to its exit code.
@@ -31,6 +32,14 @@ const DEVICE: &str = "test-hs";
 const OPEN_INCIDENT: u64 = 7;
 /// A config the fake device rejects contains this.
 const BAD_CONFIG: &str = "fps = 0";
+/// The OS update job the fake device ran before the tests (retained on `os/update`).
+const OLD_JOB: &str = "os-100";
+/// An `os.update` of this bundle is refused as busy.
+const BUSY_BUNDLE: &str = "/data/busy.raucb";
+/// A bundle whose name contains this fails verification, as one signed by a stranger.
+const STRANGER: &str = "stranger";
+/// A bundle whose name contains this stays in `verifying` (the device went quiet).
+const STALLS: &str = "stalls";
 /// How long any one `vigilctl` run may take before the test gives up on it.
 const RUN_LIMIT: Duration = Duration::from_secs(30);
 
@@ -86,6 +95,17 @@ impl FakeDevice {
                                 (topics.status(), status().to_json()),
                                 (topics.telemetry(), telemetry().to_json()),
                                 (topics.config_reported(), report(running, None, None, vec![]).to_json()),
+                                (
+                                    topics.os_update(),
+                                    job(
+                                        OLD_JOB,
+                                        "/data/vigil-1.9.raucb",
+                                        "succeeded",
+                                        None,
+                                        "slot A is healthy and marked good",
+                                        None,
+                                    ),
+                                ),
                             ];
                             for (topic, payload) in retained {
                                 client.try_publish(topic, QoS::AtLeastOnce, true, payload).unwrap();
@@ -93,7 +113,7 @@ impl FakeDevice {
                         }
                         Ok(Event::Incoming(Packet::PubAck(_))) => {
                             pubacks += 1;
-                            if pubacks == 3 {
+                            if pubacks == 4 {
                                 let _ = ready_tx.send(());
                             }
                         }
@@ -196,6 +216,52 @@ fn report(running: u64, desired: Option<u64>, verdict: Option<Verdict>, changes:
     }
 }
 
+/// An OS update job report as vigild publishes it (`vigil_system::update::Job`).
+fn job(
+    id: &str,
+    bundle: &str,
+    phase: &str,
+    progress: Option<u8>,
+    detail: &str,
+    error: Option<(&str, &str)>,
+) -> Vec<u8> {
+    let installed = matches!(phase, "rebooting" | "succeeded");
+    let doc = json!({
+        "id": id, "source": {"kind": "path", "location": bundle}, "expected_version": "2.0", "phase": phase,
+        "progress": progress, "detail": detail, "bundle_path": bundle,
+        "bundle_version": (phase != "queued").then_some("2.0"), "from_boot": "A",
+        "to_slot": installed.then_some("rootfs.1"), "to_boot": installed.then_some("B"), "reboot_boot_id": null,
+        "error": error.map(|(code, message)| json!({"code": code, "message": message})),
+    });
+    serde_json::to_vec(&doc).unwrap()
+}
+
+/// Runs an `os.update` as vigild does: reports `queued` before answering,
+/// then each phase (and install progress) on the retained `os/update`
+/// topic; a [`STRANGER`]'s bundle fails verification as RAUC refuses it.
+fn os_update(client: &Client, topics: &Topics, id: &str, bundle: &str, answer: impl FnOnce(Value)) {
+    let report = |phase: &str, progress: Option<u8>, detail: &str, error: Option<(&str, &str)>| {
+        client
+            .try_publish(topics.os_update(), QoS::AtLeastOnce, true, job(id, bundle, phase, progress, detail, error))
+            .unwrap();
+    };
+    report("queued", None, "", None);
+    answer(json!({"job": id}));
+    report("verifying", None, "RAUC is checking the bundle's signature", None);
+    if bundle.contains(STALLS) {
+        return;
+    }
+    if bundle.contains(STRANGER) {
+        let why = "RAUC refused the bundle: signature verification failed: unable to get local issuer certificate";
+        return report("failed", None, why, Some(("rauc-refused", why)));
+    }
+    report("installing", None, "installing version 2.0", None);
+    for percent in [0, 50, 100] {
+        report("installing", Some(percent), "Copying image to rootfs.1", None);
+    }
+    report("rebooting", None, "installed version 2.0 into rootfs.1 (boot B); rebooting", None);
+}
+
 /// Answers a command the way vigild's district module does.
 fn on_command(client: &Client, topics: &Topics, name: &str, payload: &[u8], props: PublishProperties) {
     let Some(response_topic) = props.response_topic else { return };
@@ -256,6 +322,12 @@ fn on_command(client: &Client, topics: &Topics, name: &str, payload: &[u8], prop
                 "restarts": 1, "avg_latency_us": 1200, "memory_bytes": 2_097_152, "status": {"doors": "locked"},
             }]);
             answer(id, Ok(()), Some(json!({"plugins": plugins})))
+        }
+        UplinkCommand::OsUpdate { bundle, .. } if bundle == BUSY_BUNDLE => {
+            answer(id, Err(("busy", "update job os-1 is still installing; wait for it to finish")), None)
+        }
+        UplinkCommand::OsUpdate { bundle, .. } => {
+            os_update(client, topics, &format!("os-{id}"), bundle, |data| answer(id, Ok(()), Some(data)))
         }
     }
 }
@@ -575,6 +647,125 @@ fn watch_shows_alerts_and_status_as_lines() {
          active: secure  by system: handgun seen"
     );
     assert!(device.seen().acks.is_empty(), "no --ack, no acks");
+}
+
+#[test]
+fn os_update_follows_the_job_until_the_device_reboots() {
+    let broker = broker();
+    let _device = FakeDevice::start(&broker);
+    let url = url(&broker);
+    let before = vigilctl(&url, &["os", "status", DEVICE]);
+    assert_eq!(before.code, 0, "{}", before.stderr);
+    assert_eq!(
+        before.stdout,
+        "test-hs: OS update os-100: succeeded\nbundle: /data/vigil-1.9.raucb\nversion: 2.0\nslot: rootfs.1 (boot B), from boot A\n\
+         detail: slot A is healthy and marked good\n"
+    );
+
+    let run = vigilctl(&url, &["os", "update", DEVICE, "/data/vigil-2.0.raucb", "--version", "2.0"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    let id = lines[0].strip_prefix("test-hs: os.update accepted: job ").expect("the job id first");
+    assert!(id.starts_with("os-vigilctl-"), "{id}");
+    assert_eq!(
+        lines[1..],
+        [
+            "queued",
+            "verifying: RAUC is checking the bundle's signature",
+            "installing: installing version 2.0",
+            "rebooting: installed version 2.0 into rootfs.1 (boot B); rebooting",
+            "test-hs is rebooting into version 2.0 (slot B); it keeps it only if its health check passes: \
+             see `vigilctl os status test-hs`",
+        ],
+        "each phase once, the retained job from before not at all"
+    );
+
+    let after = vigilctl(&url, &["os", "status", DEVICE, "--json"]);
+    assert_eq!(after.code, 0, "{}", after.stderr);
+    let job: Value = serde_json::from_str(after.stdout.trim()).unwrap();
+    assert_eq!((job["id"].as_str(), job["phase"].as_str()), (Some(id), Some("rebooting")), "{job}");
+    assert_eq!(job["to_boot"], "B");
+}
+
+#[test]
+fn os_update_with_json_prints_each_report_and_no_wait_only_the_answer() {
+    let broker = broker();
+    let device = FakeDevice::start(&broker);
+    let url = url(&broker);
+    let run = vigilctl(&url, &["--json", "os", "update", DEVICE, "https://updates.district/v2.raucb"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let reports: Vec<Value> = run.stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let phases: Vec<&str> = reports.iter().map(|r| r["phase"].as_str().unwrap()).collect();
+    let progress: Vec<u64> = reports.iter().filter_map(|r| r["progress"].as_u64()).collect();
+    assert_eq!(phases, ["queued", "verifying", "installing", "installing", "installing", "installing", "rebooting"]);
+    assert_eq!(progress, [0, 50, 100], "progress reports too");
+    assert!(reports.iter().all(|r| r["id"] == reports[0]["id"] && r["id"] != OLD_JOB));
+
+    let run = vigilctl(&url, &["os", "update", DEVICE, "/data/vigil-2.0.raucb", "--no-wait"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout.starts_with("test-hs: os.update accepted: job os-") && run.stdout.lines().count() == 1,
+        "{}",
+        run.stdout
+    );
+    let run = vigilctl(&url, &["--json", "os", "update", DEVICE, "/data/vigil-2.0.raucb", "--no-wait"]);
+    let response: Value = serde_json::from_str(run.stdout.trim()).unwrap();
+    assert!(response["data"]["job"].as_str().unwrap().starts_with("os-vigilctl-"), "{response}");
+    assert_eq!(device.seen().commands.iter().filter(|c| c.0 == "os.update").count(), 3);
+}
+
+#[test]
+fn os_update_refused_or_failed_exits_1_and_a_relative_bundle_is_a_usage_error() {
+    let broker = broker();
+    let device = FakeDevice::start(&broker);
+    let url = url(&broker);
+    let failed = vigilctl(&url, &["os", "update", DEVICE, "/data/stranger-2.0.raucb"]);
+    assert_eq!(failed.code, 1, "{}", failed.stderr);
+    assert!(
+        failed.stderr.contains("failed: rauc-refused: RAUC refused the bundle: signature verification failed"),
+        "{}",
+        failed.stderr
+    );
+    assert!(
+        failed.stdout.ends_with("queued\nverifying: RAUC is checking the bundle's signature\n"),
+        "{}",
+        failed.stdout
+    );
+    let status = vigilctl(&url, &["os", "status", DEVICE]);
+    assert!(
+        status.stdout.contains(": failed\n") && status.stdout.contains("error: rauc-refused: "),
+        "{}",
+        status.stdout
+    );
+
+    let busy = vigilctl(&url, &["os", "update", DEVICE, BUSY_BUNDLE]);
+    assert_eq!(busy.code, 1);
+    assert!(busy.stderr.contains("refused: busy: update job os-1 is still installing"), "{}", busy.stderr);
+    assert_eq!(busy.stdout, "", "no job was accepted");
+
+    let relative = vigilctl(&url, &["os", "update", DEVICE, "vigil-2.0.raucb"]);
+    assert_eq!(relative.code, 2);
+    assert!(
+        relative.stderr.contains("neither an absolute path on the device nor an http(s):// URL"),
+        "{}",
+        relative.stderr
+    );
+    assert_eq!(device.seen().commands.len(), 2, "a usage error sends nothing");
+
+    let quiet = vigilctl(&url, &["os", "update", DEVICE, "/data/stalls.raucb", "--stall-timeout", "1"]);
+    assert_eq!(quiet.code, 3, "{}", quiet.stderr);
+    assert!(
+        quiet.stderr.contains(
+            "reported nothing new for 1 s (last: verifying: RAUC is checking the bundle's signature); \
+             it may still be running: check `vigilctl os status test-hs`"
+        ),
+        "{}",
+        quiet.stderr
+    );
+
+    let ghost = vigilctl(&url, &["os", "status", "ghost-ms"]);
+    assert_eq!(ghost.code, 3);
+    assert!(ghost.stderr.contains("no OS update job of ghost-ms is retained"), "{}", ghost.stderr);
 }
 
 /// A long-running `vigilctl`, its output read line by line; killed on drop.

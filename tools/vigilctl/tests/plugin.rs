@@ -212,7 +212,7 @@ fn run_refuses_a_plugin_whose_init_fails() {
 #[test]
 fn install_refuses_a_package_too_big_to_send_before_connecting() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("huge.vpk"), vec![0u8; 4 << 20]).unwrap();
+    std::fs::write(dir.path().join("huge.vpk"), vec![0u8; vigil_uplink::command::MAX_UPLOAD + 1]).unwrap();
     // No broker listens on this port: the size is checked first.
     let run = vigilctl(dir.path(), &["--broker", "mqtt://127.0.0.1:9", "plugin", "install", "d", "huge.vpk"]);
     assert_eq!(run.code, 2);

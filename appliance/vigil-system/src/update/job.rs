@@ -61,6 +61,8 @@ impl Phase {
             (Verifying, Verifying | Installing) => true,
             (Installing, Verifying | Installing | Rebooting) => true,
             (Rebooting | HealthCheck, HealthCheck | Succeeded | RolledBack) => true,
+            // Unhealthy: the new slot is marked bad and the device reboots into the old one.
+            (HealthCheck, Rebooting) => true,
             _ => false,
         }
     }
@@ -240,7 +242,12 @@ pub enum BootDecision {
     HealthCheck,
     /// No: the bootloader fell back, or the slot holds something else.
     RolledBack(String),
+    /// The new slot failed its health check, was marked bad, and booted anyway.
+    StillUnhealthy(String),
 }
+
+/// The error code of a job whose new slot failed vigild's health check.
+pub const UNHEALTHY: &str = "unhealthy";
 
 /// Decides from the slot the job installed (`to_boot`, `bundle_version`) and
 /// what RAUC reports about the running system.
@@ -251,6 +258,16 @@ pub enum BootDecision {
 /// RAUC's own records, whereas `/etc/os-release` only describes the image
 /// and cannot tell a rollback to an equal version apart.
 pub fn boot_decision(job: &Job, seen: &BootObservation) -> BootDecision {
+    if let Some(error) = job.error.as_ref().filter(|e| e.code == UNHEALTHY) {
+        // The new slot failed its health check and was marked bad before this boot.
+        return match &job.to_boot {
+            Some(to) if *to == seen.boot_slot => BootDecision::StillUnhealthy(format!(
+                "{}; the bootloader booted slot {to} again instead of falling back",
+                error.message
+            )),
+            _ => BootDecision::RolledBack(format!("{}; rolled back to slot {}", error.message, seen.boot_slot)),
+        };
+    }
     if let Some(to) = &job.to_boot
         && *to != seen.boot_slot
     {

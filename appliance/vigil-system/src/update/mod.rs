@@ -203,7 +203,13 @@ impl UpdateManager {
                         return Ok(BootOutcome::HealthCheckDue(job));
                     }
                     BootDecision::RolledBack(why) => {
-                        self.inner.update(|j| j.fail(Phase::RolledBack, "rolled-back", why).map_err(drop))
+                        let code = job.as_ref().and_then(|j| j.error.as_ref()).map_or("rolled-back", |e| {
+                            if e.code == job::UNHEALTHY { job::UNHEALTHY } else { "rolled-back" }
+                        });
+                        self.inner.update(|j| j.fail(Phase::RolledBack, code, why).map_err(drop))
+                    }
+                    BootDecision::StillUnhealthy(why) => {
+                        self.inner.update(|j| j.fail(Phase::Failed, job::UNHEALTHY, why).map_err(drop))
                     }
                 };
                 Ok(BootOutcome::Concluded(job))
@@ -212,8 +218,11 @@ impl UpdateManager {
     }
 
     /// Ends the health check: a healthy system marks the booted slot good and
-    /// the job `succeeded`; an unhealthy one is left unmarked, so the
-    /// bootloader falls back to the old slot, and the job `failed`.
+    /// the job `succeeded`. An unhealthy one is marked bad and the device
+    /// reboots into the old slot (the job waits in `rebooting` with the
+    /// reason, and the next boot reports `rolled-back`); if marking or the
+    /// reboot fails, the slot is left unmarked, so the bootloader gives it up
+    /// after its boot attempts, and the job says so.
     pub fn finish_health_check(&self, verdict: HealthVerdict) -> Result<Job, UpdateError> {
         let job = self.job().filter(|j| j.phase == Phase::HealthCheck).ok_or(UpdateError::NoHealthCheckPending)?;
         let slot = job.to_boot.clone().unwrap_or_else(|| "the new slot".into());
@@ -235,11 +244,38 @@ impl UpdateManager {
                 }
             }
             HealthVerdict::Unhealthy(reason) => {
-                tracing::error!(%reason, slot, "updated system is unhealthy; not marking it good");
-                let why = format!(
-                    "health check failed: {reason}; slot {slot} was not marked good, so the bootloader falls back to {old}"
-                );
-                self.inner.update(|j| j.fail(Phase::Failed, "unhealthy", why).map_err(drop))
+                tracing::error!(%reason, slot, "updated system is unhealthy; marking it bad and rebooting into {old}");
+                let marked = RaucClient::connect(self.inner.config.bus.clone())
+                    .and_then(|rauc| rauc.mark(MarkState::Bad, "booted"));
+                let why = format!("health check failed: {reason}");
+                match marked {
+                    Err(e) => {
+                        let why = format!(
+                            "{why}; could not mark slot {slot} bad ({e}); it is not marked good, so the bootloader \
+                             falls back to {old} after its boot attempts"
+                        );
+                        self.inner.update(|j| j.fail(Phase::Failed, job::UNHEALTHY, why).map_err(drop))
+                    }
+                    Ok(_) => {
+                        let boot_id = self.inner.boot_id();
+                        let detail = format!("{why}; slot {slot} marked bad; rebooting into {old}");
+                        self.inner.update(|j| {
+                            j.reboot_boot_id = boot_id;
+                            j.enter(Phase::Rebooting, detail.clone()).map_err(drop)?;
+                            j.error = Some(job::JobError { code: job::UNHEALTHY.into(), message: why.clone() });
+                            Ok(())
+                        });
+                        match (self.inner.config.reboot)() {
+                            Ok(()) => self.job().expect("the job just updated"),
+                            Err(e) => {
+                                let why = format!(
+                                    "{why}; slot {slot} marked bad, but the reboot failed ({e}): {old} boots at the next reboot"
+                                );
+                                self.inner.update(|j| j.fail(Phase::Failed, job::UNHEALTHY, why).map_err(drop))
+                            }
+                        }
+                    }
+                }
             }
         };
         Ok(job)

@@ -115,7 +115,7 @@ fn a_healthy_update_is_marked_good_and_succeeds() {
 }
 
 #[test]
-fn an_unhealthy_update_is_left_unmarked_and_the_bootloader_falls_back() {
+fn an_unhealthy_update_is_marked_bad_and_the_rollback_is_reported_after_the_reboot() {
     let mut peer = RaucPeer::start().unwrap();
     let data = tempfile::tempdir().unwrap();
     install_and_reboot(&mut peer, data.path());
@@ -124,16 +124,21 @@ fn an_unhealthy_update_is_left_unmarked_and_the_bootloader_falls_back() {
     let v = vigild(&peer, data.path());
     assert!(matches!(v.manager.on_boot().unwrap(), BootOutcome::HealthCheckDue(_)));
     let job = v.manager.finish_health_check(HealthVerdict::Unhealthy("no frames from camera hall-1".into())).unwrap();
-    assert_eq!(job.phase, Phase::Failed);
+    assert_eq!(job.phase, Phase::Rebooting);
+    assert_eq!(job.detail, "health check failed: no frames from camera hall-1; slot B marked bad; rebooting into A");
+    assert_eq!(job.error.as_ref().map(|e| e.code.as_str()), Some("unhealthy"));
+    v.reboots.recv_timeout(Duration::from_secs(5)).expect("vigild asked for the reboot into the old slot");
+    assert_eq!(peer.boot_state().unwrap().b, "bad");
+    assert!(matches!(v.manager.finish_health_check(HealthVerdict::Healthy), Err(UpdateError::NoHealthCheckPending)));
+    drop(v);
+
+    assert_eq!(peer.reboot().unwrap(), "A", "the bootloader skips the bad slot");
+    let v = vigild(&peer, data.path());
+    let BootOutcome::Concluded(job) = v.manager.on_boot().unwrap() else { panic!("expected a concluded job") };
+    assert_eq!(job.phase, Phase::RolledBack);
     let error = job.error.unwrap();
     assert_eq!(error.code, "unhealthy");
-    assert_eq!(
-        error.message,
-        "health check failed: no frames from camera hall-1; slot B was not marked good, so the bootloader falls back to A"
-    );
-    assert_ne!(peer.boot_state().unwrap().b, "good");
-    assert_eq!(peer.reboot().unwrap(), "A", "the bootloader fell back");
-    assert!(matches!(v.manager.finish_health_check(HealthVerdict::Healthy), Err(UpdateError::NoHealthCheckPending)));
+    assert_eq!(error.message, "health check failed: no frames from camera hall-1; rolled back to slot A");
 }
 
 #[test]

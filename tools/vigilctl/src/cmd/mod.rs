@@ -3,6 +3,7 @@
 
 mod config;
 mod device;
+mod os;
 mod plugin;
 mod snapshot;
 mod status;
@@ -13,7 +14,7 @@ use std::time::Duration;
 use serde_json::Value;
 use vigil_uplink::Topics;
 
-use crate::cli::{Cli, Cmd, ConfigCmd, PluginCmd};
+use crate::cli::{Cli, Cmd, ConfigCmd, OsCmd, PluginCmd};
 use crate::conn::{Conn, Message};
 use crate::failure::Failure;
 use crate::fleet::Fleet;
@@ -96,6 +97,11 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             plugin::install(&mut conn, &ctx, &device, &package, chunk_kib as usize * 1024).await
         }
         Cmd::Plugin(PluginCmd::List { device }) => plugin::list(&mut conn, &ctx, &device).await,
+        Cmd::Os(ref update @ OsCmd::Update { no_wait, stall_timeout, .. }) => {
+            let (device, command) = update.update_command().expect("os update is an os.update command");
+            os::update(&mut conn, &ctx, device, &command, no_wait, Duration::from_secs(stall_timeout)).await
+        }
+        Cmd::Os(OsCmd::Status { device }) => os::status(&mut conn, &ctx, &device).await,
         other => match other.device_command() {
             Some((device, command)) => device::run(&mut conn, &ctx, device, &command).await,
             None => Err(Failure::Usage(format!("{other:?} is not a device command"))),
