@@ -131,6 +131,19 @@ impl Site {
         serde_json::from_str(run.stdout.trim()).expect("the job as JSON")
     }
 
+    /// A box that installed the trusted bundle through vigilctl and stopped
+    /// vigild for the reboot (not yet taken): the site, the district
+    /// subscriber and the job id.
+    fn updated_and_shut_down() -> (Site, District, String) {
+        let mut site = Site::new();
+        let district = District::connect(site.broker.port(), None, false);
+        let mut vigild = site.start();
+        wait_online(&district, 0);
+        let id = site.install(&vigild);
+        vigild.terminate();
+        (site, district, id)
+    }
+
     /// Installs the trusted bundle through vigilctl and checks the job up to the reboot request; returns the job id.
     fn install(&mut self, vigild: &Vigild) -> String {
         let bundle = self.peer.bundle(VERSION, COMPATIBLE, Signer::Trusted).unwrap();
@@ -263,13 +276,7 @@ fn dead_camera() -> String {
 
 #[test]
 fn a_healthy_update_reboots_into_the_new_slot_marks_it_good_and_succeeds() {
-    let mut site = Site::new();
-    let district = District::connect(site.broker.port(), None, false);
-    let mut vigild = site.start();
-    wait_online(&district, 0);
-    let id = site.install(&vigild);
-
-    vigild.terminate();
+    let (mut site, district, id) = Site::updated_and_shut_down();
     assert_eq!(site.peer.reboot().unwrap(), "B", "the bootloader tries the new slot");
     let vigild = site.start();
     let job = wait_job(&district, &vigild, &id, "succeeded", HEALTH_WAIT);
@@ -285,13 +292,7 @@ fn a_healthy_update_reboots_into_the_new_slot_marks_it_good_and_succeeds() {
 
 #[test]
 fn an_unhealthy_update_is_marked_bad_rebooted_out_of_and_reported_rolled_back() {
-    let mut site = Site::new();
-    let district = District::connect(site.broker.port(), None, false);
-    let mut vigild = site.start();
-    wait_online(&district, 0);
-    let id = site.install(&vigild);
-
-    vigild.terminate();
+    let (mut site, district, id) = Site::updated_and_shut_down();
     assert_eq!(site.peer.reboot().unwrap(), "B");
     std::fs::remove_file(site.reboot_marker()).unwrap();
     // The new system comes up without a working camera: no frames, no inference.
@@ -327,13 +328,7 @@ fn an_unhealthy_update_is_marked_bad_rebooted_out_of_and_reported_rolled_back() 
 
 #[test]
 fn a_new_slot_that_dies_before_the_health_check_is_reported_rolled_back() {
-    let mut site = Site::new();
-    let district = District::connect(site.broker.port(), None, false);
-    let mut vigild = site.start();
-    wait_online(&district, 0);
-    let id = site.install(&vigild);
-
-    vigild.terminate();
+    let (mut site, district, id) = Site::updated_and_shut_down();
     // Slot B boots but never gets as far as vigild; its trial is used up and
     // the next boot is slot A's.
     assert_eq!(site.peer.reboot().unwrap(), "B");
