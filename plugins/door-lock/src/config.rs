@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 
 use serde::Deserialize;
 use vigil_osdp::{LedColor, Scbk};
+use vigil_plugin_sdk::backoff::{RawRetry, Retry};
 
 /// The validated configuration.
 #[derive(Debug, Clone, PartialEq)]
@@ -20,15 +21,6 @@ pub struct Config {
     pub timeout_ms: u64,
     /// Retry backoff after a failure: first delay, doubling up to the maximum.
     pub retry: Retry,
-}
-
-/// How long to wait before trying a failed controller or door again.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Retry {
-    /// The delay after the first failure.
-    pub initial_ms: u64,
-    /// The longest delay.
-    pub max_ms: u64,
 }
 
 /// A door controller and how to reach it.
@@ -248,19 +240,6 @@ struct RawDoor {
     closed_when: bool,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, default)]
-struct RawRetry {
-    initial_ms: u64,
-    max_ms: u64,
-}
-
-impl Default for RawRetry {
-    fn default() -> RawRetry {
-        RawRetry { initial_ms: 1_000, max_ms: 30_000 }
-    }
-}
-
 fn default_timeout_ms() -> u64 {
     500
 }
@@ -299,12 +278,7 @@ impl RawConfig {
         if !(10..=10_000).contains(&self.timeout_ms) {
             return Err(format!("timeout_ms is {}: give 10 to 10000 milliseconds", self.timeout_ms));
         }
-        if self.retry.initial_ms == 0 || self.retry.max_ms < self.retry.initial_ms {
-            return Err(format!(
-                "retry: initial_ms ({}) must be at least 1 and max_ms ({}) at least initial_ms",
-                self.retry.initial_ms, self.retry.max_ms
-            ));
-        }
+        let retry = self.retry.validate("retry")?;
         let mut names = BTreeSet::new();
         let mut controllers = Vec::new();
         for (i, c) in self.controllers.into_iter().enumerate() {
@@ -377,13 +351,7 @@ impl RawConfig {
                 closed_when: d.closed_when,
             });
         }
-        Ok(Config {
-            controllers,
-            doors,
-            drill_locks: self.drill_locks,
-            timeout_ms: self.timeout_ms,
-            retry: Retry { initial_ms: self.retry.initial_ms, max_ms: self.retry.max_ms },
-        })
+        Ok(Config { controllers, doors, drill_locks: self.drill_locks, timeout_ms: self.timeout_ms, retry })
     }
 }
 

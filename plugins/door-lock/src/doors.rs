@@ -7,10 +7,11 @@
 //! controller.
 
 use serde::Serialize;
+use vigil_plugin_sdk::backoff::Backoff;
 
 use crate::backend::{Controller, LinkError};
 use crate::config::{Config, Door};
-use crate::policy::{self, Backoff, Desired, DoorState, Want};
+use crate::policy::{self, Desired, DoorState, Want};
 
 /// Every door's state and every controller's link.
 pub struct Doors {

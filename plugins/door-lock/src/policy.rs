@@ -1,6 +1,7 @@
 //! The plugin's decisions as plain functions, with no I/O and no SDK: which
 //! doors a directive locks or releases, what each door should be, whether a
-//! read-back confirms a write, when to retry, and the words of the answer.
+//! read-back confirms a write, and the words of the answer. When to retry is
+//! left to [`doors`](crate::doors), with the SDK's pure backoff.
 //!
 //! Safety rules kept here:
 //! - Secure locks exterior doors, Lockdown every door; Hold, Evacuate and
@@ -14,7 +15,7 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Config, Door, Retry};
+use crate::config::{Config, Door};
 
 /// The SRP actions that lock doors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -319,38 +320,6 @@ pub fn answer(
     }
 }
 
-/// Exponential backoff in plugin time (`host::monotonic_ms`), without jitter:
-/// one plugin retrying its own controllers has no herd to spread.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Backoff {
-    failures: u32,
-    next_at_ms: u64,
-}
-
-impl Backoff {
-    /// Whether an attempt is due at `now_ms`.
-    pub fn due(&self, now_ms: u64) -> bool {
-        now_ms >= self.next_at_ms
-    }
-
-    /// A failure at `now_ms`: the next attempt waits `initial_ms`, doubling per failure up to `max_ms`.
-    pub fn failed(&mut self, now_ms: u64, retry: Retry) {
-        let delay = retry.initial_ms.saturating_mul(1u64 << self.failures.min(32)).min(retry.max_ms);
-        self.failures = self.failures.saturating_add(1);
-        self.next_at_ms = now_ms.saturating_add(delay);
-    }
-
-    /// A success: the next attempt may come at once.
-    pub fn succeeded(&mut self) {
-        *self = Backoff::default();
-    }
-
-    /// Failures in a row.
-    pub fn failures(&self) -> u32 {
-        self.failures
-    }
-}
-
 fn names(config: &Config, doors: &[usize]) -> String {
     doors.iter().map(|&i| config.doors[i].name.as_str()).collect::<Vec<_>>().join(", ")
 }
@@ -519,25 +488,6 @@ mod tests {
             answer(&c, false, &[(2, DoorState::Unlocked)], &[0, 1]),
             Ok("released 1/1 doors: office; 2 doors still held locked by another incident (front, gym-east)".into())
         );
-    }
-
-    #[test]
-    fn backoff_doubles_up_to_the_maximum_and_resets() {
-        let retry = Retry { initial_ms: 1000, max_ms: 5000 };
-        let mut b = Backoff::default();
-        assert!(b.due(0));
-        b.failed(100, retry);
-        assert!(!b.due(1099) && b.due(1100));
-        b.failed(1100, retry);
-        assert!(!b.due(3099) && b.due(3100));
-        b.failed(3100, retry);
-        assert!(b.due(7100));
-        for _ in 0..100 {
-            b.failed(10_000, retry);
-        }
-        assert!(b.due(15_000) && !b.due(14_999));
-        b.succeeded();
-        assert!(b.due(0) && b.failures() == 0);
     }
 
     #[test]

@@ -10,7 +10,8 @@
 //! This crate hides the generated bindings: implement [`Plugin`] on a type,
 //! name it in [`export_plugin!`], and use [`host`], [`kv`], [`config`],
 //! [`status`], [`serial`] and [`http`] to talk to the host. Plain sockets
-//! are `std::net` (TCP and UDP), to granted endpoints only.
+//! are `std::net` (TCP and UDP), to granted endpoints only. [`backoff`] is
+//! pure retry logic for plugins that poll devices.
 //!
 //! ```no_run
 //! use serde::Deserialize;
@@ -281,6 +282,7 @@ pub mod kv {
     }
 }
 
+pub mod backoff;
 pub mod http;
 
 /// Serial ports the operator granted, by the name the grant gives them.

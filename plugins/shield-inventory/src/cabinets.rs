@@ -9,9 +9,10 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use serde::{Deserialize, Serialize};
+use vigil_plugin_sdk::backoff::Backoff;
 
 use crate::backend::{Inputs, LinkError};
-use crate::config::{Config, Place, Retry};
+use crate::config::{Config, Place};
 use crate::inventory::{Availability, CabinetState, Change, Memory, Reach, Snapshot};
 use crate::nearest::{self, Search};
 use crate::time::rfc3339;
@@ -335,38 +336,6 @@ impl Cabinets {
     }
 }
 
-/// When to try a controller that did not answer again: `initial_ms` after the
-/// first failure, doubling per failure up to `max_ms`; at once after a success.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Backoff {
-    failures: u32,
-    next_at_ms: u64,
-}
-
-impl Backoff {
-    /// Whether an attempt is due at `now_ms`.
-    pub fn due(&self, now_ms: u64) -> bool {
-        now_ms >= self.next_at_ms
-    }
-
-    /// A failure at `now_ms`.
-    pub fn failed(&mut self, now_ms: u64, retry: Retry) {
-        let delay = retry.initial_ms.saturating_mul(1u64 << self.failures.min(32)).min(retry.max_ms);
-        self.failures = self.failures.saturating_add(1);
-        self.next_at_ms = now_ms.saturating_add(delay);
-    }
-
-    /// A success.
-    pub fn succeeded(&mut self) {
-        *self = Backoff::default();
-    }
-
-    /// Failures in a row.
-    pub fn failures(&self) -> u32 {
-        self.failures
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::cell::RefCell;
@@ -594,22 +563,5 @@ mod tests {
         assert_eq!(status.events.len(), EVENTS_KEPT);
         assert_eq!(status.events.last().unwrap().at, "2026-11-21T10:15:30.000Z");
         assert_eq!(cabinets.saved().events.len(), EVENTS_KEPT);
-    }
-
-    #[test]
-    fn backoff_doubles_up_to_the_maximum_and_resets_on_success() {
-        let retry = Retry { initial_ms: 1000, max_ms: 5000 };
-        let mut b = Backoff::default();
-        assert!(b.due(0));
-        b.failed(100, retry);
-        assert!(!b.due(1099) && b.due(1100));
-        b.failed(1100, retry);
-        assert!(!b.due(3099) && b.due(3100));
-        for _ in 0..100 {
-            b.failed(10_000, retry);
-        }
-        assert!(b.due(15_000) && !b.due(14_999));
-        b.succeeded();
-        assert!(b.due(0) && b.failures() == 0);
     }
 }

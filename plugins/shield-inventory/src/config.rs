@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 use std::fmt;
 
 use serde::Deserialize;
+use vigil_plugin_sdk::backoff::{RawRetry, Retry};
 
 use crate::graph::Graph;
 
@@ -86,15 +87,6 @@ impl CostUnit {
             CostUnit::Seconds => "s",
         }
     }
-}
-
-/// How long to wait before trying a controller that did not answer again.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Retry {
-    /// The delay after the first failure.
-    pub initial_ms: u64,
-    /// The longest delay.
-    pub max_ms: u64,
 }
 
 /// A cabinet controller: a Modbus TCP I/O module and the unit id to address.
@@ -206,19 +198,6 @@ struct RawEdge {
     cost: u64,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, default)]
-struct RawRetry {
-    initial_ms: u64,
-    max_ms: u64,
-}
-
-impl Default for RawRetry {
-    fn default() -> RawRetry {
-        RawRetry { initial_ms: 1_000, max_ms: 30_000 }
-    }
-}
-
 fn default_timeout_ms() -> u64 {
     300
 }
@@ -237,12 +216,7 @@ impl RawConfig {
         if !(10..=10_000).contains(&self.timeout_ms) {
             return Err(format!("timeout_ms is {}: give 10 to 10000 milliseconds", self.timeout_ms));
         }
-        if self.retry.initial_ms == 0 || self.retry.max_ms < self.retry.initial_ms {
-            return Err(format!(
-                "retry: initial_ms ({}) must be at least 1 and max_ms ({}) at least initial_ms",
-                self.retry.initial_ms, self.retry.max_ms
-            ));
-        }
+        let retry = self.retry.validate("retry")?;
         let mut edges = Vec::new();
         for (i, e) in self.graph.into_iter().enumerate() {
             let place = |end: &str, text: &str| {
@@ -324,14 +298,7 @@ impl RawConfig {
             }
             cabinets.push(cabinet);
         }
-        Ok(Config {
-            cabinets,
-            links,
-            graph,
-            cost_unit: self.cost_unit,
-            timeout_ms: self.timeout_ms,
-            retry: Retry { initial_ms: self.retry.initial_ms, max_ms: self.retry.max_ms },
-        })
+        Ok(Config { cabinets, links, graph, cost_unit: self.cost_unit, timeout_ms: self.timeout_ms, retry })
     }
 }
 

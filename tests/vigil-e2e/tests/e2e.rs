@@ -21,12 +21,6 @@ mod district;
 mod door_lock;
 #[path = "e2e/door_lock_osdp.rs"]
 mod door_lock_osdp;
-#[path = "e2e/pa_paging.rs"]
-mod pa_paging;
-#[path = "e2e/shield_inventory.rs"]
-mod shield_inventory;
-#[path = "e2e/os_update.rs"]
-mod os_update;
 #[path = "e2e/drill.rs"]
 mod drill;
 #[path = "e2e/harness.rs"]
@@ -35,8 +29,14 @@ mod harness;
 mod incidents;
 #[path = "e2e/lifecycle.rs"]
 mod lifecycle;
+#[path = "e2e/os_update.rs"]
+mod os_update;
+#[path = "e2e/pa_paging.rs"]
+mod pa_paging;
 #[path = "e2e/peers.rs"]
 mod peers;
+#[path = "e2e/plugin_site.rs"]
+mod plugin_site;
 #[path = "e2e/plugins.rs"]
 mod plugins;
 #[path = "e2e/reconfig.rs"]
@@ -45,5 +45,7 @@ mod reconfig;
 mod restart;
 #[path = "e2e/rtsp.rs"]
 mod rtsp;
+#[path = "e2e/shield_inventory.rs"]
+mod shield_inventory;
 #[path = "e2e/sources.rs"]
 mod sources;

@@ -7,17 +7,13 @@
 //! a dismissed false alarm releases what its automatic Secure locked; a drill
 //! leaves the coils alone.
 
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use vigil_peers::modbus::ModbusSim;
-use vigil_peers::{Mosquitto, MosquittoOptions};
-use vigil_plugins::package::{self, Capabilities, Manifest};
-use vigil_uplink::command_json;
 
-use crate::daemon::{Daemon, District, config_text};
 use crate::harness::WAIT;
+use crate::plugin_site::{PluginSite, shipped_manifest, toml_inline};
 
 /// Coils on the test device: front (0, energised locks), side (1, fail-secure:
 /// de-energised locks), office (2, interior, energised locks).
@@ -25,137 +21,20 @@ const FRONT: usize = 0;
 const SIDE: usize = 1;
 const OFFICE: usize = 2;
 
-/// The built door-lock component (`cargo xtask test` builds plugins/ for wasm32-wasip2).
-fn component() -> PathBuf {
-    let wasm = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../plugins/target/wasm32-wasip2/release/vigil_plugin_door_lock.wasm");
-    assert!(
-        wasm.is_file(),
-        "the door-lock component is not built: cargo build --release --target wasm32-wasip2 --manifest-path \
-         plugins/Cargo.toml -p vigil-plugin-door-lock"
-    );
-    wasm
-}
-
-/// The shipped manifest, asking for the test device's address as a site's package would.
-fn manifest(device: &str) -> Manifest {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../plugins/door-lock/manifest.json");
-    let shipped: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
-    Manifest {
-        name: shipped["name"].as_str().unwrap().into(),
-        version: shipped["version"].as_str().unwrap().into(),
-        wit: shipped["wit"].as_str().unwrap().into(),
-        description: shipped["description"].as_str().unwrap().into(),
-        actions: shipped["actions"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().to_string()).collect(),
-        capabilities: Capabilities { network: vec![device.to_string()], ..Capabilities::default() },
-        config_schema: shipped["config_schema"].clone(),
-    }
-}
-
-/// A school with the door-lock plugin installed and granted the device.
-struct School {
-    dir: tempfile::TempDir,
-    _broker: Mosquitto,
-    district: District,
-    vigild: Daemon,
-}
-
-impl School {
-    fn start(sim: &ModbusSim, drill: bool) -> School {
-        let (key, public) = package::keygen();
-        let dir = tempfile::tempdir().unwrap();
-        let install = dir.path().join("packages");
-        std::fs::create_dir_all(&install).unwrap();
-        let wasm = std::fs::read(component()).unwrap();
-        std::fs::write(install.join("door-lock.vpk"), package::build(&manifest(&sim.addr()), &wasm, &key)).unwrap();
-
-        let broker = Mosquitto::start(MosquittoOptions::default()).unwrap();
-        let district = District::connect(broker.port(), None, false);
-        let uplink = format!("broker = \"{}\"\nack = \"broker\"\ntelemetry_s = 1", broker.url());
-        let plugin_config = json!({
-            "controllers": [{"name": "main", "address": sim.addr(), "unit": 1}],
-            "doors": [
-                {"name": "front", "exterior": true, "coil": FRONT, "locked_when": true, "contact": 0},
-                {"name": "side", "exterior": true, "coil": SIDE, "locked_when": false},
-                {"name": "office", "coil": OFFICE, "locked_when": true}
-            ],
-            "timeout_ms": 500,
-            "retry": {"initial_ms": 200, "max_ms": 1000}
-        });
-        let plugins = format!(
-            "\n[plugins]\ntrusted_keys = [\"ed25519:{}\"]\ninstall_dir = '{}'\n\n\
-             [plugins.grant.door-lock]\nnetwork = [\"{}\"]\nconfig = {}\n",
-            package::verifying_key_to_hex(&public),
-            install.display(),
-            sim.addr(),
-            toml_inline(&plugin_config),
-        );
-        let mut text = config_text(&dir.path().join("data"), &uplink) + &plugins;
-        if drill {
-            text = text.replacen("[device]\n", "[device]\ndrill = true\n", 1);
-        }
-        let config = dir.path().join("vigil.toml");
-        std::fs::write(&config, text).unwrap();
-        let vigild = Daemon::start(&config, &dir.path().join("vigild.log"));
-        School { dir, _broker: broker, district, vigild }
-    }
-
-    /// The door-lock's answer to `action` (`activate:secure`, `all-clear`) on alerts/actions.
-    fn answer(&self, action: &str) -> Value {
-        let m = self.district.wait_for(&format!("door-lock's answer to {action}"), WAIT * 2, |m| {
-            m.topic.ends_with("/alerts/actions")
-                && serde_json::from_slice::<Value>(&m.payload)
-                    .is_ok_and(|a| a["plugin"] == "door-lock" && a["action"] == action)
-        });
-        serde_json::from_slice(&m.payload).unwrap()
-    }
-
-    /// Sends an incident command as the district's operator and checks it was accepted.
-    fn command(&self, name: &str, args: Value, corr: &str) {
-        self.district.command(name, &command_json(corr, "sro@district", args), corr, Some(60));
-        let r = self.district.response(corr, WAIT);
-        assert_eq!(r["ok"], true, "{name} refused: {r}");
-    }
-
-    /// Waits for telemetry in which the door-lock's status satisfies `ok`.
-    fn status(&self, what: &str, ok: impl Fn(&Value) -> bool) -> Value {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let status = self
-                .district
-                .received()
-                .iter()
-                .rev()
-                .find(|m| m.topic.ends_with("/telemetry"))
-                .and_then(|m| serde_json::from_slice::<Value>(&m.payload).ok())
-                .and_then(|t| t["plugins"].as_array()?.iter().find(|p| p["name"] == "door-lock").cloned())
-                .map(|p| p["status"].clone());
-            if let Some(status) = status.filter(|s| ok(s)) {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "telemetry never showed {what}:\n{}", self.vigild.log());
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn audit(&self) -> Vec<vigil_store::AuditEntry> {
-        vigil_store::Store::open(&self.dir.path().join("data"))
-            .unwrap()
-            .audit(vigil_core::incident::IncidentId(1))
-            .unwrap()
-    }
-}
-
-/// A JSON object as a TOML inline table (the test's config has only strings, numbers, booleans, arrays, objects).
-fn toml_inline(value: &Value) -> String {
-    match value {
-        Value::Object(map) => {
-            let fields: Vec<String> = map.iter().map(|(k, v)| format!("{k} = {}", toml_inline(v))).collect();
-            format!("{{ {} }}", fields.join(", "))
-        }
-        Value::Array(items) => format!("[{}]", items.iter().map(toml_inline).collect::<Vec<_>>().join(", ")),
-        other => other.to_string(),
-    }
+/// The door-lock plugin granted the test device, asking for its address as a site's package would.
+fn school(sim: &ModbusSim, drill: bool) -> PluginSite {
+    let plugin_config = json!({
+        "controllers": [{"name": "main", "address": sim.addr(), "unit": 1}],
+        "doors": [
+            {"name": "front", "exterior": true, "coil": FRONT, "locked_when": true, "contact": 0},
+            {"name": "side", "exterior": true, "coil": SIDE, "locked_when": false},
+            {"name": "office", "coil": OFFICE, "locked_when": true}
+        ],
+        "timeout_ms": 500,
+        "retry": {"initial_ms": 200, "max_ms": 1000}
+    });
+    let grant = format!("network = [\"{}\"]\nconfig = {}\n", sim.addr(), toml_inline(&plugin_config));
+    PluginSite::start(&shipped_manifest("door-lock", &[sim.addr()]), &grant, drill)
 }
 
 fn door<'a>(status: &'a Value, name: &str) -> &'a Value {
@@ -179,7 +58,7 @@ fn door_lock_secures_locks_down_and_releases_through_modbus() {
     sim.set_discrete_input(0, true); // front door closed
     // The office relay has failed: it stays off whatever is written.
     sim.stick_coil(OFFICE as u16, Some(false));
-    let school = School::start(&sim, false);
+    let school = school(&sim, false);
 
     // The demo scene raises an incident; the playbook's automatic Secure locks the exterior doors.
     let secure = school.answer("activate:secure");
@@ -247,7 +126,7 @@ fn door_lock_secures_locks_down_and_releases_through_modbus() {
 #[test]
 fn door_lock_drills_leave_the_doors_alone() {
     let sim = ModbusSim::start(16, 16).unwrap();
-    let school = School::start(&sim, true);
+    let school = school(&sim, true);
     let secure = school.answer("activate:secure");
     assert_eq!(secure["drill"], true, "{secure}");
     assert_eq!(
@@ -266,7 +145,7 @@ fn door_lock_drills_leave_the_doors_alone() {
 fn door_lock_a_dismissed_false_alarm_unlocks_what_secure_locked() {
     let sim = ModbusSim::start(16, 16).unwrap();
     sim.set_coils(SIDE as u16, &[true]);
-    let school = School::start(&sim, false);
+    let school = school(&sim, false);
     let secure = school.answer("activate:secure");
     assert_eq!(secure["result"], "done", "{secure}");
     coils_become(&sim, "front and side locked", |c| c[FRONT] && !c[SIDE]);

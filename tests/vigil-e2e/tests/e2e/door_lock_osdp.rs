@@ -13,17 +13,12 @@
 //! fails the answer with the secure channel's reason and shows a fault. A
 //! drill leaves the outputs alone.
 
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
-
 use serde_json::{Value, json};
 use vigil_peers::osdp::{OsdpPd, OsdpPdOptions};
-use vigil_peers::{Mosquitto, MosquittoOptions};
-use vigil_plugins::package::{self, Capabilities, Manifest};
-use vigil_uplink::command_json;
+use vigil_plugins::package::ANY_GRANTED;
 
-use crate::daemon::{Daemon, District, config_text};
 use crate::harness::WAIT;
+use crate::plugin_site::{PluginSite, shipped_manifest, toml_inline};
 
 /// The reader's key, as the site commissioned it.
 const SITE_KEY: [u8; 16] = *b"vigil-osdp-site!";
@@ -40,146 +35,29 @@ fn hex(key: &[u8; 16]) -> String {
     key.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The built door-lock component.
-fn component() -> PathBuf {
-    let wasm = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../plugins/target/wasm32-wasip2/release/vigil_plugin_door_lock.wasm");
-    assert!(
-        wasm.is_file(),
-        "the door-lock component is not built: cargo build --release --target wasm32-wasip2 --manifest-path \
-         plugins/Cargo.toml -p vigil-plugin-door-lock"
-    );
-    wasm
-}
-
-/// The shipped manifest as it is: it asks for the serial port named `osdp`.
-fn manifest() -> Manifest {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../plugins/door-lock/manifest.json");
-    let shipped: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
-    let strings = |v: &Value| v.as_array().unwrap().iter().map(|a| a.as_str().unwrap().to_string()).collect();
-    let manifest = Manifest {
-        name: shipped["name"].as_str().unwrap().into(),
-        version: shipped["version"].as_str().unwrap().into(),
-        wit: shipped["wit"].as_str().unwrap().into(),
-        description: shipped["description"].as_str().unwrap().into(),
-        actions: strings(&shipped["actions"]),
-        capabilities: Capabilities {
-            network: strings(&shipped["capabilities"]["network"]),
-            serial: strings(&shipped["capabilities"]["serial"]),
-            data: false,
-        },
-        config_schema: shipped["config_schema"].clone(),
-    };
+/// The door-lock plugin talking to `pd` with key `scbk`, granted the reader's
+/// line. Its manifest is the shipped one as it is: any granted endpoint (it is
+/// granted none) and the serial port named `osdp`.
+fn school(pd: &OsdpPd, scbk: &[u8; 16], drill: bool) -> PluginSite {
+    let manifest = shipped_manifest("door-lock", &[ANY_GRANTED.to_string()]);
     assert_eq!(manifest.capabilities.serial, [PORT], "the shipped manifest must ask for the serial port {PORT:?}");
-    manifest
-}
-
-/// A school with the door-lock plugin installed and granted the reader's line.
-struct School {
-    _broker: Mosquitto,
-    district: District,
-    vigild: Daemon,
-    _dir: tempfile::TempDir,
-}
-
-impl School {
-    /// Starts vigild with the plugin talking to `pd` with key `scbk`.
-    fn start(pd: &OsdpPd, scbk: &[u8; 16], drill: bool) -> School {
-        let (key, public) = package::keygen();
-        let dir = tempfile::tempdir().unwrap();
-        let install = dir.path().join("packages");
-        std::fs::create_dir_all(&install).unwrap();
-        let wasm = std::fs::read(component()).unwrap();
-        std::fs::write(install.join("door-lock.vpk"), package::build(&manifest(), &wasm, &key)).unwrap();
-
-        let broker = Mosquitto::start(MosquittoOptions::default()).unwrap();
-        let district = District::connect(broker.port(), None, false);
-        let uplink = format!("broker = \"{}\"\nack = \"broker\"\ntelemetry_s = 1", broker.url());
-        let plugin_config = json!({
-            "controllers": [{
-                "name": "reader", "kind": "osdp", "port": PORT, "address": 1, "scbk": hex(scbk),
-                "allow_install_mode": false,
-                "led": {"locked": "red", "normal": "green"},
-                "buzzer": {"beeps": 2, "on_ms": 200, "off_ms": 100}
-            }],
-            "doors": [
-                {"name": "front", "exterior": true, "output": FRONT_OUTPUT, "locked_when": true, "contact": FRONT_CONTACT},
-                {"name": "office", "output": 1, "locked_when": true}
-            ],
-            "timeout_ms": 600,
-            "retry": {"initial_ms": 200, "max_ms": 1000}
-        });
-        let plugins = format!(
-            "\n[plugins]\ntrusted_keys = [\"ed25519:{}\"]\ninstall_dir = '{}'\n\n\
-             [plugins.grant.door-lock]\nserial = {{ {PORT} = '{}' }}\nconfig = {}\n",
-            package::verifying_key_to_hex(&public),
-            install.display(),
-            pd.cp_path().display(),
-            toml_inline(&plugin_config),
-        );
-        let mut text = config_text(&dir.path().join("data"), &uplink) + &plugins;
-        if drill {
-            text = text.replacen("[device]\n", "[device]\ndrill = true\n", 1);
-        }
-        let config = dir.path().join("vigil.toml");
-        std::fs::write(&config, text).unwrap();
-        let vigild = Daemon::start(&config, &dir.path().join("vigild.log"));
-        School { _broker: broker, district, vigild, _dir: dir }
-    }
-
-    /// The door-lock's answer to `action` (`activate:secure`, `all-clear`) on alerts/actions.
-    fn answer(&self, action: &str) -> Value {
-        let m = self.district.wait_for(&format!("door-lock's answer to {action}"), WAIT * 2, |m| {
-            m.topic.ends_with("/alerts/actions")
-                && serde_json::from_slice::<Value>(&m.payload)
-                    .is_ok_and(|a| a["plugin"] == "door-lock" && a["action"] == action)
-        });
-        serde_json::from_slice(&m.payload).unwrap()
-    }
-
-    /// Sends an incident command as the district's operator and checks it was accepted.
-    fn command(&self, name: &str, args: Value, corr: &str) {
-        self.district.command(name, &command_json(corr, "sro@district", args), corr, Some(60));
-        let r = self.district.response(corr, WAIT);
-        assert_eq!(r["ok"], true, "{name} refused: {r}");
-    }
-
-    /// Waits for telemetry in which the door-lock plugin (its whole entry) satisfies `ok`.
-    fn plugin(&self, what: &str, ok: impl Fn(&Value) -> bool) -> Value {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let plugin = self
-                .district
-                .received()
-                .iter()
-                .rev()
-                .find(|m| m.topic.ends_with("/telemetry"))
-                .and_then(|m| serde_json::from_slice::<Value>(&m.payload).ok())
-                .and_then(|t| t["plugins"].as_array()?.iter().find(|p| p["name"] == "door-lock").cloned());
-            if let Some(plugin) = plugin.filter(|p| ok(p)) {
-                return plugin;
-            }
-            assert!(Instant::now() < deadline, "telemetry never showed {what}:\n{}", self.vigild.log());
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    /// Waits for a door-lock status satisfying `ok`.
-    fn status(&self, what: &str, ok: impl Fn(&Value) -> bool) -> Value {
-        self.plugin(what, |p| ok(&p["status"]))["status"].clone()
-    }
-}
-
-/// A JSON object as a TOML inline table (strings, numbers, booleans, arrays, objects).
-fn toml_inline(value: &Value) -> String {
-    match value {
-        Value::Object(map) => {
-            let fields: Vec<String> = map.iter().map(|(k, v)| format!("{k} = {}", toml_inline(v))).collect();
-            format!("{{ {} }}", fields.join(", "))
-        }
-        Value::Array(items) => format!("[{}]", items.iter().map(toml_inline).collect::<Vec<_>>().join(", ")),
-        other => other.to_string(),
-    }
+    let plugin_config = json!({
+        "controllers": [{
+            "name": "reader", "kind": "osdp", "port": PORT, "address": 1, "scbk": hex(scbk),
+            "allow_install_mode": false,
+            "led": {"locked": "red", "normal": "green"},
+            "buzzer": {"beeps": 2, "on_ms": 200, "off_ms": 100}
+        }],
+        "doors": [
+            {"name": "front", "exterior": true, "output": FRONT_OUTPUT, "locked_when": true, "contact": FRONT_CONTACT},
+            {"name": "office", "output": 1, "locked_when": true}
+        ],
+        "timeout_ms": 600,
+        "retry": {"initial_ms": 200, "max_ms": 1000}
+    });
+    let grant =
+        format!("serial = {{ {PORT} = '{}' }}\nconfig = {}\n", pd.cp_path().display(), toml_inline(&plugin_config));
+    PluginSite::start(&manifest, &grant, drill)
 }
 
 fn door<'a>(status: &'a Value, name: &str) -> &'a Value {
@@ -201,7 +79,7 @@ fn reader() -> OsdpPd {
 #[test]
 fn door_lock_osdp_locks_over_the_secure_channel_once_the_reader_reports_it() {
     let mut pd = reader();
-    let school = School::start(&pd, &SITE_KEY, false);
+    let school = school(&pd, &SITE_KEY, false);
 
     // The demo scene raises an incident; the playbook's automatic Secure locks the exterior door.
     let secure = school.answer("activate:secure");
@@ -209,7 +87,7 @@ fn door_lock_osdp_locks_over_the_secure_channel_once_the_reader_reports_it() {
         (secure["result"].as_str(), secure["detail"].as_str()),
         (Some("done"), Some("locked 1/1 doors: front")),
         "{secure}\n{}",
-        school.vigild.log()
+        school.log()
     );
     // The PD carried out osdp_OUT "permanent on" for the front door's relay,
     // and nothing for the office: it only takes commands over the Secure
@@ -282,7 +160,7 @@ fn door_lock_osdp_locks_over_the_secure_channel_once_the_reader_reports_it() {
 #[test]
 fn door_lock_osdp_a_wrong_key_fails_in_words_and_shows_a_fault() {
     let pd = reader();
-    let school = School::start(&pd, b"not-the-site-key", false);
+    let school = school(&pd, b"not-the-site-key", false);
 
     let secure = school.answer("activate:secure");
     assert_eq!(secure["result"], "failed", "{secure}");
@@ -290,8 +168,12 @@ fn door_lock_osdp_a_wrong_key_fails_in_words_and_shows_a_fault() {
                   the reader's cryptogram does not match — wrong SCBK?";
     assert_eq!(secure["detail"], format!("door 'front' did not confirm: {reason}; 0/1 locked"), "{secure}");
 
-    let plugin = school.plugin("the reader in fault", |p| {
-        p["status"]["controllers"][0]["state"] == "offline" && p["status"]["faults"] == 2
+    // The reader is in fault from the first poll on: wait for a status published
+    // after the Secure (it holds the claim), not one from before it.
+    let plugin = school.plugin("the reader in fault, the Secure claimed", |p| {
+        p["status"]["controllers"][0]["state"] == "offline"
+            && p["status"]["faults"] == 2
+            && p["status"]["claims"] == json!(["1:secure"])
     });
     assert_eq!(plugin["state"], "running", "a refused key is a fault, not a crash: {plugin}");
     let status = &plugin["status"];
@@ -304,7 +186,7 @@ fn door_lock_osdp_a_wrong_key_fails_in_words_and_shows_a_fault() {
 #[test]
 fn door_lock_osdp_drills_leave_the_outputs_alone() {
     let pd = reader();
-    let school = School::start(&pd, &SITE_KEY, true);
+    let school = school(&pd, &SITE_KEY, true);
     let secure = school.answer("activate:secure");
     assert_eq!(secure["drill"], true, "{secure}");
     assert_eq!(

@@ -13,23 +13,14 @@ use std::time::Duration;
 
 use serde_json::Value;
 use vigil_peers::sipp::{self, RtpSink, Scenario, Sipp, check_pcmu_stream};
-use vigil_peers::{Mosquitto, MosquittoOptions};
-use vigil_plugins::package::{self, Manifest};
 
-use crate::daemon::{Daemon, District, config_text, deduplicated};
+use crate::daemon::deduplicated;
 use crate::harness::WAIT;
+use crate::plugin_site::{PluginSite, shipped_manifest};
 
 /// The plugin's folder in the repository.
 fn plugin_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../plugins/pa-paging")
-}
-
-/// The built component (`cargo xtask test` builds it).
-fn component() -> Vec<u8> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../plugins/target/wasm32-wasip2/release/vigil_plugin_pa_paging.wasm");
-    std::fs::read(&path)
-        .unwrap_or_else(|e| panic!("{}: {e}; build the plugins first (`cargo xtask test` does)", path.display()))
 }
 
 /// A message as the plugin embeds it.
@@ -53,91 +44,27 @@ fn expected_audio(message: &[u8], repeat: usize, pause_ms: usize) -> Vec<u8> {
 }
 
 /// One run: vigild with the pa-paging package, granted SIPp's and the sink's addresses.
-struct Run {
-    dir: tempfile::TempDir,
-    _broker: Mosquitto,
-    district: District,
-    vigild: Daemon,
-}
-
-fn start(sipp: &Sipp, sink: &RtpSink, config: &str, drill: bool) -> Run {
-    let (key, public) = package::keygen();
-    let dir = tempfile::tempdir().unwrap();
-    let install = dir.path().join("packages");
-    std::fs::create_dir_all(&install).unwrap();
+fn start(sipp: &Sipp, sink: &RtpSink, config: &str, drill: bool) -> PluginSite {
     let network = [sipp.addr().to_string(), sink.addr().to_string()];
-    let manifest_text = std::fs::read_to_string(plugin_dir().join("manifest.json")).unwrap();
-    let mut manifest: Manifest = serde_json::from_str(&manifest_text).expect("plugins/pa-paging/manifest.json parses");
-    manifest.capabilities.network = network.to_vec();
-    std::fs::write(install.join("pa-paging.vpk"), package::build(&manifest, &component(), &key)).unwrap();
-
-    let broker = Mosquitto::start(MosquittoOptions::default()).unwrap();
-    let district = District::connect(broker.port(), None, false);
-    let uplink = format!("broker = \"{}\"\nack = \"broker\"\ntelemetry_s = 1", broker.url());
-    let plugins = format!(
-        "\n[plugins]\ntrusted_keys = [\"ed25519:{}\"]\ninstall_dir = '{}'\n\n\
-         [plugins.grant.pa-paging]\nnetwork = [\"{}\", \"{}\"]\n\
+    let grant = format!(
+        "network = [\"{}\", \"{}\"]\n\
          # A page of a few seconds, played twice, does not fit the default 2 s.\ncall_timeout_ms = 40000\n\
          config = {{ server = \"{}\", extension = \"page\", {config} }}\n",
-        package::verifying_key_to_hex(&public),
-        install.display(),
         network[0],
         network[1],
         sipp.addr(),
     );
-    let mut text = config_text(&dir.path().join("data"), &uplink);
-    if drill {
-        text = text.replacen("[device]\n", "[device]\ndrill = true\n", 1);
-    }
-    let config_file = dir.path().join("vigil.toml");
-    std::fs::write(&config_file, text + &plugins).unwrap();
-    let vigild = Daemon::start(&config_file, &dir.path().join("vigild.log"));
-    Run { dir, _broker: broker, district, vigild }
+    PluginSite::start(&shipped_manifest("pa-paging", &network), &grant, drill)
 }
 
-impl Run {
-    /// The plugin's answer to the automatic Secure, from `alerts/actions`.
-    fn answer(&self, within: Duration) -> Value {
-        self.district.wait_alerts("the raise", WAIT * 2, |a| !deduplicated(a).is_empty());
-        let m = self.district.wait_for("pa-paging's answer on alerts/actions", within, |m| {
-            m.topic.ends_with("/alerts/actions")
-                && serde_json::from_slice::<Value>(&m.payload).is_ok_and(|v| v["plugin"] == "pa-paging")
-        });
-        serde_json::from_slice(&m.payload).unwrap()
-    }
-
-    /// The plugin's status document, once telemetry shows one with a last page.
-    fn status(&self, within: Duration) -> Value {
-        let deadline = std::time::Instant::now() + within;
-        loop {
-            let status = self
-                .district
-                .received()
-                .iter()
-                .rev()
-                .filter(|m| m.topic.ends_with("/telemetry"))
-                .filter_map(|m| serde_json::from_slice::<Value>(&m.payload).ok())
-                .flat_map(|t| t["plugins"].as_array().cloned().unwrap_or_default())
-                .find(|p| p["name"] == "pa-paging" && !p["status"]["last"].is_null());
-            if let Some(plugin) = status {
-                return plugin["status"].clone();
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "telemetry never showed pa-paging's last page:\n{}",
-                self.vigild.log()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    /// The audit trail of the first incident.
-    fn audit(&self) -> Vec<vigil_store::AuditEntry> {
-        vigil_store::Store::open(&self.dir.path().join("data"))
-            .unwrap()
-            .audit(vigil_core::incident::IncidentId(1))
-            .unwrap()
-    }
+/// The plugin's answer to the automatic Secure, from `alerts/actions`.
+fn answer(run: &PluginSite, within: Duration) -> Value {
+    run.district().wait_alerts("the raise", WAIT * 2, |a| !deduplicated(a).is_empty());
+    let m = run.district().wait_for("pa-paging's answer on alerts/actions", within, |m| {
+        m.topic.ends_with("/alerts/actions")
+            && serde_json::from_slice::<Value>(&m.payload).is_ok_and(|v| v["plugin"] == "pa-paging")
+    });
+    serde_json::from_slice(&m.payload).unwrap()
 }
 
 #[test]
@@ -154,8 +81,8 @@ fn the_automatic_secure_is_paged_with_digest_auth_and_reaches_the_district() {
         ),
         false,
     );
-    let result = run.answer(WAIT * 3);
-    sipp.wait_success(WAIT).unwrap_or_else(|e| panic!("{e}\nvigild:\n{}", run.vigild.log()));
+    let result = answer(&run, WAIT * 3);
+    sipp.wait_success(WAIT).unwrap_or_else(|e| panic!("{e}\nvigild:\n{}", run.log()));
 
     let audio = expected_audio(&message("secure"), 2, 500);
     let packets = audio.len() / 160;
@@ -163,7 +90,7 @@ fn the_automatic_secure_is_paged_with_digest_auth_and_reaches_the_district() {
         (result["action"].as_str(), result["result"].as_str()),
         (Some("activate:secure"), Some("done")),
         "{result}\nvigild:\n{}",
-        run.vigild.log()
+        run.log()
     );
     let detail = result["detail"].as_str().unwrap();
     let seconds = message("secure").len() as f64 / 8000.0;
@@ -184,7 +111,7 @@ fn the_automatic_secure_is_paged_with_digest_auth_and_reaches_the_district() {
     );
     assert_eq!(sipp.received_methods(), ["INVITE", "ACK", "INVITE", "ACK", "BYE"], "{}", sipp.log());
 
-    let status = run.status(WAIT);
+    let status = run.status("pa-paging's last page", |s| !s["last"].is_null());
     assert_eq!((status["calls"].as_u64(), status["failures"].as_u64()), (Some(1), Some(0)), "{status}");
     let last = &status["last"];
     assert_eq!(
@@ -208,10 +135,10 @@ fn a_drill_plays_the_drill_message() {
     let sink = RtpSink::start().unwrap();
     let mut sipp = Sipp::start(Scenario::Answer, sink.addr()).unwrap();
     let run = start(&sipp, &sink, "repeat = 1, retries = 0", true);
-    let result = run.answer(WAIT * 3);
-    sipp.wait_success(WAIT).unwrap_or_else(|e| panic!("{e}\nvigild:\n{}", run.vigild.log()));
+    let result = answer(&run, WAIT * 3);
+    sipp.wait_success(WAIT).unwrap_or_else(|e| panic!("{e}\nvigild:\n{}", run.log()));
 
-    assert_eq!(result["result"], "done", "{result}\nvigild:\n{}", run.vigild.log());
+    assert_eq!(result["result"], "done", "{result}\nvigild:\n{}", run.log());
     let detail = result["detail"].as_str().unwrap();
     assert!(detail.starts_with(&format!("paged drill-secure to {}: 1 x ", sipp.uri())), "{detail}");
     // The drill message ("This is a drill. Secure. …"), not the real one, byte for byte.

@@ -12,17 +12,10 @@
 //! The gym cabinet is 30 m away, the library upstairs 45 m (10 to the stairs,
 //! 15 up, 20 along), the office 60 m.
 
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
-
 use serde_json::{Value, json};
 use vigil_peers::modbus::ModbusSim;
-use vigil_peers::{Mosquitto, MosquittoOptions};
-use vigil_plugins::package::{self, Capabilities, Manifest};
-use vigil_uplink::command_json;
 
-use crate::daemon::{Daemon, District, config_text};
-use crate::harness::WAIT;
+use crate::plugin_site::{PluginSite, shipped_manifest};
 
 /// Inputs on the east controller: the gym cabinet's slots 0-2, door 3,
 /// tamper 4; the office cabinet's slot 8, door 9.
@@ -34,33 +27,6 @@ const OFFICE_DOOR: u16 = 9;
 /// Inputs on the west controller: the library cabinet's slots 0-1, door 2.
 const LIBRARY_SLOTS: u16 = 0;
 const LIBRARY_DOOR: u16 = 2;
-
-/// The built component (`cargo xtask test` builds plugins/ for wasm32-wasip2).
-fn component() -> PathBuf {
-    let wasm = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../plugins/target/wasm32-wasip2/release/vigil_plugin_shield_inventory.wasm");
-    assert!(
-        wasm.is_file(),
-        "the shield-inventory component is not built: cargo build --release --target wasm32-wasip2 \
-         --manifest-path plugins/Cargo.toml -p vigil-plugin-shield-inventory"
-    );
-    wasm
-}
-
-/// The shipped manifest, asking for the test controllers' addresses as a site's package would.
-fn manifest(controllers: &[String]) -> Manifest {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../plugins/shield-inventory/manifest.json");
-    let shipped: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
-    Manifest {
-        name: shipped["name"].as_str().unwrap().into(),
-        version: shipped["version"].as_str().unwrap().into(),
-        wit: shipped["wit"].as_str().unwrap().into(),
-        description: shipped["description"].as_str().unwrap().into(),
-        actions: shipped["actions"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().to_string()).collect(),
-        capabilities: Capabilities { network: controllers.to_vec(), ..Capabilities::default() },
-        config_schema: shipped["config_schema"].clone(),
-    }
-}
 
 /// The plugin's config as vigild's TOML (the grant's `config` table).
 fn plugin_config(east: &str, west: &str) -> String {
@@ -116,106 +82,15 @@ fn controllers() -> (ModbusSim, ModbusSim) {
     (east, west)
 }
 
-/// A school with the shield-inventory plugin installed and granted both controllers.
-struct School {
-    dir: tempfile::TempDir,
-    config: PathBuf,
-    _broker: Mosquitto,
-    district: District,
-    vigild: Daemon,
+/// The shield-inventory plugin granted both controllers, asking for their addresses as a site's package would.
+fn school(east: &ModbusSim, west: &ModbusSim, drill: bool) -> PluginSite {
+    let network = [east.addr(), west.addr()];
+    let grant =
+        format!("network = [\"{}\", \"{}\"]\n{}", network[0], network[1], plugin_config(&network[0], &network[1]));
+    PluginSite::start(&shipped_manifest("shield-inventory", &network), &grant, drill)
 }
 
-impl School {
-    fn start(east: &ModbusSim, west: &ModbusSim, drill: bool) -> School {
-        let (key, public) = package::keygen();
-        let dir = tempfile::tempdir().unwrap();
-        let install = dir.path().join("packages");
-        std::fs::create_dir_all(&install).unwrap();
-        let wasm = std::fs::read(component()).unwrap();
-        let network = [east.addr(), west.addr()];
-        std::fs::write(install.join("shield-inventory.vpk"), package::build(&manifest(&network), &wasm, &key)).unwrap();
-
-        let broker = Mosquitto::start(MosquittoOptions::default()).unwrap();
-        let district = District::connect(broker.port(), None, false);
-        let uplink = format!("broker = \"{}\"\nack = \"broker\"\ntelemetry_s = 1", broker.url());
-        let plugins = format!(
-            "\n[plugins]\ntrusted_keys = [\"ed25519:{}\"]\ninstall_dir = '{}'\n\n\
-             [plugins.grant.shield-inventory]\nnetwork = [\"{}\", \"{}\"]\n{}",
-            package::verifying_key_to_hex(&public),
-            install.display(),
-            network[0],
-            network[1],
-            plugin_config(&network[0], &network[1]),
-        );
-        let mut text = config_text(&dir.path().join("data"), &uplink) + &plugins;
-        if drill {
-            text = text.replacen("[device]\n", "[device]\ndrill = true\n", 1);
-        }
-        let config = dir.path().join("vigil.toml");
-        std::fs::write(&config, text).unwrap();
-        let vigild = Daemon::start(&config, &dir.path().join("vigild.log"));
-        School { dir, config, _broker: broker, district, vigild }
-    }
-
-    /// Stops vigild cleanly and starts it again on the same data folder.
-    fn restart(&mut self) {
-        self.vigild.terminate();
-        self.vigild = Daemon::start(&self.config, &self.dir.path().join("vigild.log"));
-    }
-
-    /// The plugin's answer to `action` (`activate:secure`) on alerts/actions.
-    fn answer(&self, action: &str) -> Value {
-        let m = self.district.wait_for(&format!("shield-inventory's answer to {action}"), WAIT * 2, |m| {
-            m.topic.ends_with("/alerts/actions")
-                && serde_json::from_slice::<Value>(&m.payload)
-                    .is_ok_and(|a| a["plugin"] == "shield-inventory" && a["action"] == action)
-        });
-        serde_json::from_slice(&m.payload).unwrap()
-    }
-
-    /// Sends an incident command as the district's operator and checks it was accepted.
-    fn command(&self, name: &str, args: Value, corr: &str) {
-        self.district.command(name, &command_json(corr, "sro@district", args), corr, Some(60));
-        let r = self.district.response(corr, WAIT);
-        assert_eq!(r["ok"], true, "{name} refused: {r}");
-    }
-
-    /// Waits for telemetry in which the plugin's status satisfies `ok`.
-    fn status(&self, what: &str, ok: impl Fn(&Value) -> bool) -> Value {
-        self.status_since(0, what, ok)
-    }
-
-    /// Waits for telemetry, among the messages received after the first `since`, in which the plugin's status satisfies `ok`.
-    fn status_since(&self, since: usize, what: &str, ok: impl Fn(&Value) -> bool) -> Value {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let status = self
-                .district
-                .received()
-                .iter()
-                .skip(since)
-                .rev()
-                .find(|m| m.topic.ends_with("/telemetry"))
-                .and_then(|m| serde_json::from_slice::<Value>(&m.payload).ok())
-                .and_then(|t| t["plugins"].as_array()?.iter().find(|p| p["name"] == "shield-inventory").cloned())
-                .map(|p| p["status"].clone());
-            if let Some(status) = status.filter(|s| ok(s)) {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "telemetry never showed {what}:\n{}", self.vigild.log());
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn audit(&self) -> Vec<vigil_store::AuditEntry> {
-        vigil_store::Store::open(&self.dir.path().join("data"))
-            .unwrap()
-            .audit(vigil_core::incident::IncidentId(1))
-            .unwrap()
-    }
-}
-
-/// The cabinet `name` in a status document; `null` if absent (telemetry sent before the plugin published one).
+/// The cabinet `name` in a status document; `null` if absent.
 fn cabinet<'a>(status: &'a Value, name: &str) -> &'a Value {
     static ABSENT: Value = Value::Null;
     status["cabinets"].as_array().and_then(|all| all.iter().find(|c| c["name"] == name)).unwrap_or(&ABSENT)
@@ -229,7 +104,7 @@ const LIBRARY_FIRST: &str = "nearest shield: cabinet 'library' (A/2/library), 2 
 #[test]
 fn shield_inventory_answers_the_nearest_stocked_cabinet_and_tracks_the_shields() {
     let (east, west) = controllers();
-    let mut school = School::start(&east, &west, false);
+    let mut school = school(&east, &west, false);
 
     // The demo scene raises an incident; the automatic Secure is answered with
     // the library: the gym is nearer but empty.
@@ -298,7 +173,7 @@ fn shield_inventory_answers_the_nearest_stocked_cabinet_and_tracks_the_shields()
     assert!(status["events"].as_array().unwrap().iter().any(|e| e["cabinet"] == "library" && e["event"] == "online"));
 
     // After a restart the times and events come back from the plugin's key-value store.
-    let before_restart = school.district.received().len();
+    let before_restart = school.district().received().len();
     school.restart();
     let status = school.status_since(before_restart, "the inventory after the restart", |s| {
         cabinet(s, "library")["state"] == "stocked"
@@ -317,7 +192,7 @@ fn shield_inventory_answers_the_nearest_stocked_cabinet_and_tracks_the_shields()
 #[test]
 fn shield_inventory_answers_a_drill_the_same_way_marked_drill() {
     let (east, west) = controllers();
-    let school = School::start(&east, &west, true);
+    let school = school(&east, &west, true);
     let secure = school.answer("activate:secure");
     assert_eq!(secure["drill"], true, "{secure}");
     assert_eq!(
