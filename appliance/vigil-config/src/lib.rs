@@ -6,6 +6,7 @@
 //! [`Config::parse`], so a config that passes one passes all three.
 //! Every field is documented in `docs/config.md`.
 
+mod identity;
 mod labels;
 mod os;
 mod plugins;

@@ -49,7 +49,7 @@ pub(crate) struct RawConfig {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Device {
-    id: String,
+    id: Option<String>,
     data_dir: String,
     #[serde(default)]
     drill: bool,
@@ -259,7 +259,12 @@ pub(crate) const SCENARIOS: [&str; 3] = ["hallway", "quiet", "armed"];
 impl RawConfig {
     pub(crate) fn validate(self, base: &Path) -> Result<crate::Config, Invalid> {
         let device = self.device.get_ref();
-        check_id("device.id", &device.id).map_err(|m| at(&self.device, m))?;
+        let id = match &device.id {
+            Some(id) => id.clone(),
+            None => crate::identity::from_machine_id(Path::new(crate::identity::MACHINE_ID))
+                .map_err(|m| at(&self.device, m))?,
+        };
+        check_id("device.id", &id).map_err(|m| at(&self.device, m))?;
         if device.data_dir.is_empty() {
             return Err(at(&self.device, "device.data_dir is empty: give the folder for incidents and state".into()));
         }
@@ -294,7 +299,7 @@ impl RawConfig {
         }
 
         let (uplink, uplink_span) = section(&self.uplink);
-        let uplink = uplink.validate(&device.id, base).map_err(|m| (uplink_span, m))?;
+        let uplink = uplink.validate(&id, base).map_err(|m| (uplink_span, m))?;
         let (plugins, plugins_span) = section(&self.plugins);
         let plugins = plugins.validate(base).map_err(|m| (plugins_span, m))?;
         let (os, os_span) = section(&self.os);
@@ -314,7 +319,7 @@ impl RawConfig {
             .collect::<Result<Vec<_>, _>>()?;
 
         Ok(crate::Config {
-            device: DeviceConfig { id: device.id.clone(), data_dir, drill: device.drill },
+            device: DeviceConfig { id, data_dir, drill: device.drill },
             detector,
             cameras,
             playbook,
