@@ -27,7 +27,7 @@ pub const MAX_UPLOAD_PARTS: u32 = 4096;
 pub const MAX_IDENTITY: usize = 128;
 
 /// Every command name, as it appears in the topic.
-pub const COMMANDS: [&str; 13] = [
+pub const COMMANDS: [&str; 15] = [
     "incident.verify",
     "incident.dismiss",
     "incident.action",
@@ -40,6 +40,8 @@ pub const COMMANDS: [&str; 13] = [
     "plugin.install",
     "plugin.remove",
     "plugin.list",
+    "plugin.disable",
+    "plugin.enable",
     "os.update",
 ];
 
@@ -75,6 +77,14 @@ pub enum UplinkCommand {
     },
     /// List the installed plugins and their states.
     PluginList,
+    /// Stop an installed plugin (`plugin.disable`, kept across restarts) or
+    /// start it again (`plugin.enable`).
+    PluginEnabled {
+        /// Its name.
+        name: String,
+        /// `true` for `plugin.enable`.
+        enabled: bool,
+    },
     /// Install an OS bundle with RAUC, reboot into it and keep it only if
     /// healthy; progress on the `os/update` topic.
     OsUpdate {
@@ -249,13 +259,9 @@ pub fn parse_command(name: &str, payload: &[u8]) -> Result<UplinkRequest, Comman
             p.only(args, &["package"])?;
             UplinkCommand::PluginInstall { package: p.base64(args, "package")? }
         }
-        "plugin.remove" => {
-            p.only(args, &["name"])?;
-            let name = p.string(args, "name")?;
-            if name.is_empty() {
-                return Err(p.fail(ErrorKind::BadArgument, "args.name must not be empty".into()));
-            }
-            UplinkCommand::PluginRemove { name: name.to_string() }
+        "plugin.remove" => UplinkCommand::PluginRemove { name: p.plugin_name(args)? },
+        "plugin.disable" | "plugin.enable" => {
+            UplinkCommand::PluginEnabled { name: p.plugin_name(args)?, enabled: name == "plugin.enable" }
         }
         "plugin.list" => p.no_args(args, UplinkCommand::PluginList)?,
         "os.update" => {
@@ -334,6 +340,16 @@ impl Parser {
                 .map(IncidentId)
                 .ok_or_else(|| self.fail(ErrorKind::Malformed, "args.incident must be a non-negative integer".into())),
         }
+    }
+
+    /// `args.name`, the only argument, non-empty.
+    fn plugin_name(&self, args: &Map<String, Value>) -> Result<String, CommandParseError> {
+        self.only(args, &["name"])?;
+        let name = self.string(args, "name")?;
+        if name.is_empty() {
+            return Err(self.fail(ErrorKind::BadArgument, "args.name must not be empty".into()));
+        }
+        Ok(name.to_string())
     }
 
     /// A non-empty base64 argument, decoded.
@@ -502,6 +518,14 @@ mod tests {
         assert_eq!(
             command("plugin.remove", json!({"name": "door-lock"})),
             UplinkCommand::PluginRemove { name: "door-lock".into() }
+        );
+        assert_eq!(
+            command("plugin.disable", json!({"name": "door-lock"})),
+            UplinkCommand::PluginEnabled { name: "door-lock".into(), enabled: false }
+        );
+        assert_eq!(
+            command("plugin.enable", json!({"name": "door-lock"})),
+            UplinkCommand::PluginEnabled { name: "door-lock".into(), enabled: true }
         );
         assert_eq!(command("plugin.list", json!({})), UplinkCommand::PluginList);
         assert_eq!(parse("plugin.install", json!({"package": "not base64!"})).unwrap_err().code(), "bad-argument");

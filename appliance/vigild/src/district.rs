@@ -249,6 +249,7 @@ impl Agent {
             UplinkCommand::PluginInstall { .. }
             | UplinkCommand::PluginUpload(_)
             | UplinkCommand::PluginRemove { .. }
+            | UplinkCommand::PluginEnabled { .. }
             | UplinkCommand::PluginList => match &self.p.plugins {
                 None => (Err(("unavailable", "this vigild has no plugin host".to_string())), None),
                 Some(host) => plugin_command(host, &self.p.data_dir, request.command.clone(), &request.operator),
@@ -497,6 +498,17 @@ fn plugin_command(
             }
             Err(e) => (Err(("plugin-refused", e.to_string())), None),
         },
+        UplinkCommand::PluginEnabled { name, enabled } => {
+            let done = if enabled { host.enable(&name) } else { host.disable(&name) };
+            match done {
+                Ok(()) => {
+                    let what = if enabled { "enabled" } else { "disabled" };
+                    tracing::warn!(plugin = %name, operator, "plugin {what} by the district");
+                    (Ok(()), None)
+                }
+                Err(e) => (Err(("plugin-refused", e.to_string())), None),
+            }
+        }
         UplinkCommand::PluginList => {
             // The same lines telemetry carries.
             let plugins: Vec<PluginHealth> = host.list().iter().map(plugin_health).collect();

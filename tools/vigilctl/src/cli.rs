@@ -309,6 +309,22 @@ pub enum PluginCmd {
         /// The plugin's name
         name: String,
     },
+    /// Stop a plugin on a device, keeping it installed (it stays stopped across restarts)
+    Disable {
+        /// The device
+        #[arg(value_parser = device)]
+        device: Topics,
+        /// The plugin's name
+        name: String,
+    },
+    /// Start a plugin an operator disabled
+    Enable {
+        /// The device
+        #[arg(value_parser = device)]
+        device: Topics,
+        /// The plugin's name
+        name: String,
+    },
     /// Show the plugins on a device: state, counters, latency, memory (--json: the device's array)
     List {
         /// The device
@@ -421,6 +437,12 @@ impl Cmd {
             Cmd::LogLevel { device, level } => (device, command("log-level", json!({"level": value_name(level)}))),
             Cmd::Plugin(PluginCmd::Remove { device, name }) => {
                 (device, command("plugin.remove", json!({"name": name})))
+            }
+            Cmd::Plugin(PluginCmd::Disable { device, name }) => {
+                (device, command("plugin.disable", json!({"name": name})))
+            }
+            Cmd::Plugin(PluginCmd::Enable { device, name }) => {
+                (device, command("plugin.enable", json!({"name": name})))
             }
             Cmd::Plugin(PluginCmd::List { device }) => (device, command("plugin.list", json!({}))),
             Cmd::Status { .. }

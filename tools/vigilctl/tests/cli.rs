@@ -312,8 +312,10 @@ fn on_command(client: &Client, topics: &Topics, name: &str, payload: &[u8], prop
         UplinkCommand::PluginInstall { .. } => {
             answer(id, Err(("bad-package", "not a Vigil plugin package (no VIGILPKG header)")), None)
         }
-        UplinkCommand::PluginRemove { name } if name == "door-lock" => answer(id, Ok(()), None),
-        UplinkCommand::PluginRemove { name } => {
+        UplinkCommand::PluginRemove { name } | UplinkCommand::PluginEnabled { name, .. } if name == "door-lock" => {
+            answer(id, Ok(()), None)
+        }
+        UplinkCommand::PluginRemove { name } | UplinkCommand::PluginEnabled { name, .. } => {
             answer(id, Err(("unknown-plugin", &format!("no plugin named {name} is installed"))), None)
         }
         UplinkCommand::PluginList => {
@@ -473,6 +475,11 @@ fn plugin_install_list_and_remove_talk_to_the_device() {
     let plugins: Value = serde_json::from_str(json.stdout.trim()).unwrap();
     assert_eq!(plugins[0]["status"]["doors"], "locked");
 
+    let disabled = vigilctl(&url, &["plugin", "disable", DEVICE, "door-lock"]);
+    assert_eq!((disabled.code, disabled.stdout.trim()), (0, "test-hs: plugin.disable name=door-lock: done"));
+    let enabled = vigilctl(&url, &["plugin", "enable", DEVICE, "fog-horn"]);
+    assert_eq!(enabled.code, 1);
+    assert!(enabled.stderr.contains("refused: unknown-plugin"), "{}", enabled.stderr);
     let removed = vigilctl(&url, &["plugin", "remove", DEVICE, "door-lock"]);
     assert_eq!((removed.code, removed.stdout.trim()), (0, "test-hs: plugin.remove name=door-lock: done"));
     let unknown = vigilctl(&url, &["plugin", "remove", DEVICE, "fog-horn"]);

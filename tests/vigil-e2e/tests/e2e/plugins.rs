@@ -140,6 +140,16 @@ fn a_signed_plugin_answers_actions_and_is_managed_over_mqtt() {
     let names: Vec<&str> =
         r["data"]["plugins"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["good", "template"]);
+    // Disabled over MQTT: stopped (and refusing actions) until enabled again.
+    let r = send("plugin.disable", json!({"name": "good"}), "disable");
+    assert_eq!(r["ok"], true, "{r}");
+    let r = send("plugin.list", json!({}), "list-disabled");
+    let good = r["data"]["plugins"].as_array().unwrap().iter().find(|p| p["name"] == "good").cloned().unwrap();
+    assert_eq!(good["state"], "disabled: disabled by an operator", "{good}");
+    let r = send("plugin.enable", json!({"name": "good"}), "enable");
+    assert_eq!(r["ok"], true, "{r}");
+    let r = send("plugin.enable", json!({"name": "nobody"}), "enable-nobody");
+    assert_eq!((r["ok"].as_bool(), r["error"]["code"].as_str()), (Some(false), Some("plugin-refused")), "{r}");
     let r = send("plugin.remove", json!({"name": "good"}), "remove");
     assert_eq!(r["ok"], true, "{r}");
     let r = send("plugin.list", json!({}), "list-2");

@@ -39,7 +39,11 @@ pub fn local(command: &PluginCmd, ctx: &Ctx) -> Option<Result<(), Failure>> {
         }
         PluginCmd::Verify { package, trust } => verify(ctx, package, trust),
         PluginCmd::Run(args) => run(ctx, args),
-        PluginCmd::Install { .. } | PluginCmd::Remove { .. } | PluginCmd::List { .. } => return None,
+        PluginCmd::Install { .. }
+        | PluginCmd::Remove { .. }
+        | PluginCmd::Disable { .. }
+        | PluginCmd::Enable { .. }
+        | PluginCmd::List { .. } => return None,
     })
 }
 
