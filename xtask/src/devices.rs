@@ -1,6 +1,7 @@
 //! `cargo xtask demo --devices`: the demo with the first-party plugins
 //! driving the same protocol peers the tests use, on loopback: a pymodbus
-//! relay board behind the doors (door-lock), SIPp as the PA's paging
+//! relay board behind the doors and a libosdp OSDP reader on a PTY pair,
+//! reached over the Secure Channel, for the main entrance (door-lock), SIPp as the PA's paging
 //! extension with an RTP sink for its audio (pa-paging), and a second
 //! pymodbus board with two shield cabinets' sensors (shield-inventory; the
 //! office cabinet near the main hall is empty, so the answer is the gym's).
@@ -12,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use vigil_peers::modbus::ModbusSim;
+use vigil_peers::osdp::{OsdpPd, OsdpPdOptions};
 use vigil_peers::sipp::{self, RtpSink, Scenario, Sipp};
 
 use crate::env::Env;
@@ -29,6 +31,7 @@ const DOORS: &[(&str, bool, u16)] = &[("front", true, 0), ("gym-east", true, 1),
 /// The running peers.
 pub struct Devices {
     doors: ModbusSim,
+    reader: OsdpPd,
     cabinets: ModbusSim,
     sink: RtpSink,
     sipp: Sipp,
@@ -40,6 +43,10 @@ impl Devices {
         let doors = ModbusSim::start(8, 8).map_err(|e| format!("cannot start the pymodbus relay board: {e}"))?;
         // Every door closed (contact inputs on).
         doors.set_discrete_inputs(0, &[true; 3]);
+        // The main entrance's reader: its default site key, Secure Channel
+        // required, the door's contact (input 0) closed.
+        let mut reader = OsdpPd::start(&OsdpPdOptions::default())?;
+        reader.set_input(0, true)?;
         let cabinets = ModbusSim::start(1, 16).map_err(|e| format!("cannot start the pymodbus cabinet board: {e}"))?;
         // The office cabinet (slots 0-1) is empty, its door (2) closed; the gym's
         // (slots 8-10) holds three shields, door (11) closed.
@@ -47,7 +54,7 @@ impl Devices {
         cabinets.set_discrete_inputs(8, &[true, true, true, true]);
         let sink = RtpSink::start()?;
         let sipp = Sipp::start(Scenario::Auth, sink.addr())?;
-        Ok(Devices { doors, cabinets, sink, sipp })
+        Ok(Devices { doors, reader, cabinets, sink, sipp })
     }
 
     /// `[plugins]` for the demo: the demo key, the packages folder, and each plugin's grant.
@@ -61,8 +68,11 @@ impl Devices {
         }
         format!(
             "[plugins]\ntrusted_keys = [\"{trusted_key}\"]\ninstall_dir = \"{install_dir}\"\n\n\
-             [plugins.grant.door-lock]\nnetwork = [\"{board}\"]\n\n\
-             [[plugins.grant.door-lock.config.controllers]]\nname = \"board\"\naddress = \"{board}\"\n{doors}\n\
+             [plugins.grant.door-lock]\nnetwork = [\"{board}\"]\nserial = {{ osdp = \"{reader_path}\" }}\n\n\
+             [plugins.grant.door-lock.config]\ntimeout_ms = 600\n\n\
+             [[plugins.grant.door-lock.config.controllers]]\nname = \"board\"\naddress = \"{board}\"\n\n\
+             [[plugins.grant.door-lock.config.controllers]]\nname = \"reader\"\nkind = \"osdp\"\nport = \"osdp\"\naddress = 1\nscbk = \"{scbk}\"\n{doors}\n\
+             [[plugins.grant.door-lock.config.doors]]\nname = \"main-entrance\"\ncontroller = \"reader\"\nexterior = true\noutput = 0\nlocked_when = true\ncontact = 0\n\n\
              [plugins.grant.pa-paging]\nnetwork = [\"{sip}\", \"{media}\"]\ncall_timeout_ms = 60000\n\
              config = {{ server = \"{sip}\", extension = \"page\", user = \"{user}\", password = \"{password}\", repeat = 1, retries = 0 }}\n\n\
              [plugins.grant.shield-inventory]\nnetwork = [\"{cabinets}\"]\n\n\
@@ -74,6 +84,11 @@ impl Devices {
              [[plugins.grant.shield-inventory.config.cabinets]]\nname = \"gym\"\nlocation = {{ building = \"B\", floor = \"1\", zone = \"gym\" }}\n\
              address = \"{cabinets}\"\nslots = [8, 9, 10]\ndoor = 11\n",
             board = self.doors.addr(),
+            reader_path = self.reader.cp_path().display(),
+            scbk = OsdpPdOptions::default()
+                .scbk
+                .map(|k| k.iter().map(|b| format!("{b:02x}")).collect::<String>())
+                .unwrap_or_default(),
             cabinets = self.cabinets.addr(),
             sip = self.sipp.addr(),
             media = self.sink.addr(),
@@ -91,6 +106,19 @@ impl Devices {
             let kind = if *exterior { "exterior" } else { "interior" };
             let _ = writeln!(out, "  door {name:<9} ({kind}): {}", if locked { "LOCKED" } else { "unlocked" });
         }
+        // The reader's last osdp_OUT for output 0 (control code 2: on, 1: off).
+        let last_out = self
+            .reader
+            .events()
+            .into_iter()
+            .rev()
+            .find(|e| e["event"] == "command" && e["command"] == "output" && e["output_no"] == 0);
+        let entrance = match last_out.as_ref().and_then(|e| e["control_code"].as_u64()) {
+            Some(2) => "LOCKED (osdp_OUT over the Secure Channel)",
+            Some(_) => "unlocked (osdp_OUT)",
+            None => "unlocked (no osdp_OUT received)",
+        };
+        let _ = writeln!(out, "  door main-entrance (exterior, OSDP reader): {entrance}");
         let packets = self.sink.packets();
         let seconds = packets.len() as f64 * 0.020;
         let methods = self.sipp.received_methods();
