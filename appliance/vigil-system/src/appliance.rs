@@ -75,27 +75,37 @@ impl System {
     }
 }
 
-/// The update manager with the appliance's defaults: RAUC on the system bus,
-/// the job file and downloads in `data_dir`, `systemctl reboot` to reboot.
-pub fn update_manager(data_dir: &Path, listener: JobListener) -> Result<UpdateManager, UpdateError> {
+/// The update manager on the appliance: RAUC on the system bus
+/// (`DBUS_SYSTEM_BUS_ADDRESS` when set), the job file and downloads in
+/// `data_dir`, `reboot_command` (argv, e.g. `systemctl reboot`) to reboot,
+/// and the kernel's boot id read from `boot_id_file`.
+pub fn update_manager(
+    data_dir: &Path,
+    reboot_command: &[String],
+    boot_id_file: &Path,
+    listener: JobListener,
+) -> Result<UpdateManager, UpdateError> {
     let config = UpdateConfig {
         data_dir: data_dir.to_owned(),
         bus: Bus::System,
         download: DownloadLimits::default(),
-        reboot: systemctl_reboot(),
-        boot_id_file: "/proc/sys/kernel/random/boot_id".into(),
+        reboot: command_reboot(reboot_command.to_vec()),
+        boot_id_file: boot_id_file.to_owned(),
     };
     UpdateManager::open(config, listener)
 }
 
-/// Reboots through systemd (an orderly shutdown, so vigild gets SIGTERM first).
-pub fn systemctl_reboot() -> Reboot {
-    Arc::new(|| {
-        let status = std::process::Command::new("systemctl")
-            .arg("reboot")
+/// Reboots by running `argv` (on the appliance `systemctl reboot`: an
+/// orderly shutdown, so vigild gets SIGTERM first). An empty `argv` fails
+/// every reboot, saying so.
+pub fn command_reboot(argv: Vec<String>) -> Reboot {
+    Arc::new(move || {
+        let (program, args) = argv.split_first().ok_or("no reboot command is configured")?;
+        let status = std::process::Command::new(program)
+            .args(args)
             .status()
-            .map_err(|e| format!("cannot run systemctl reboot: {e}"))?;
-        if status.success() { Ok(()) } else { Err(format!("systemctl reboot failed ({status})")) }
+            .map_err(|e| format!("cannot run the reboot command {argv:?}: {e}"))?;
+        if status.success() { Ok(()) } else { Err(format!("the reboot command {argv:?} failed ({status})")) }
     })
 }
 

@@ -1,7 +1,6 @@
-//! Wall-clock sanity and device identity: is the clock synchronized (so
-//! evidence timestamps can be trusted), and which device is this.
-
-use std::path::Path;
+//! Wall-clock sanity: is the clock synchronized, so evidence timestamps can
+//! be trusted. (The device's identity is vigil-config's: `device.id`, else
+//! derived from `/etc/machine-id`.)
 
 use zbus::blocking::Connection;
 
@@ -107,34 +106,6 @@ pub fn kernel_synchronized(max_error_us: i64) -> bool {
     max_error_us < NTP_PHASE_LIMIT_US
 }
 
-/// Why the device identity could not be determined.
-#[derive(Debug, thiserror::Error)]
-#[error("no device id configured and {path} is unusable: {reason}")]
-pub struct IdentityError {
-    path: String,
-    reason: String,
-}
-
-/// The device's identity: `configured` when set, else `/etc/machine-id`.
-pub fn device_id(configured: Option<&str>) -> Result<String, IdentityError> {
-    device_id_from(configured, Path::new("/etc/machine-id"))
-}
-
-/// [`device_id`] reading the machine id from `machine_id`.
-pub fn device_id_from(configured: Option<&str>, machine_id: &Path) -> Result<String, IdentityError> {
-    if let Some(id) = configured.map(str::trim).filter(|s| !s.is_empty()) {
-        return Ok(id.to_owned());
-    }
-    let err = |reason: String| IdentityError { path: machine_id.display().to_string(), reason };
-    let text = std::fs::read_to_string(machine_id).map_err(|e| err(e.to_string()))?;
-    let id = text.trim();
-    // systemd writes "uninitialized" on first boot of a read-only image until it commits one.
-    if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(err(format!("{id:?} is not a 32-digit hex machine id")));
-    }
-    Ok(id.to_owned())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -151,18 +122,5 @@ mod tests {
         let status = kernel_time_status();
         assert_eq!(status.source, TimeSource::Kernel);
         assert!(status.synchronized.is_some());
-    }
-
-    #[test]
-    fn device_id_prefers_config_then_machine_id() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("machine-id");
-        std::fs::write(&path, "0123456789abcdef0123456789abcdef\n").unwrap();
-        assert_eq!(device_id_from(Some(" cam-hall-1 "), &path).unwrap(), "cam-hall-1");
-        assert_eq!(device_id_from(None, &path).unwrap(), "0123456789abcdef0123456789abcdef");
-        std::fs::write(&path, "uninitialized\n").unwrap();
-        let e = device_id_from(Some(""), &path).unwrap_err().to_string();
-        assert!(e.contains("not a 32-digit hex machine id"), "{e}");
-        assert!(device_id_from(None, &dir.path().join("missing")).is_err());
     }
 }

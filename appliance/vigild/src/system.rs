@@ -1,6 +1,7 @@
 //! vigild's link to the appliance OS, a thin layer over `vigil-system`:
 //! systemd readiness and the heartbeat-gated watchdog, `os.update` jobs
-//! through RAUC, the post-boot health check, clock sync state and device id.
+//! through RAUC, the post-boot health check, clock sync state. (The device
+//! id, from config or `/etc/machine-id`, is `vigil-config`'s.)
 //!
 //! Wiring (see each function):
 //! 1. at startup: [`start`], then [`update_manager`] and [`after_boot`];
@@ -19,7 +20,6 @@ use anyhow::Context;
 use vigil_config::OsConfig;
 pub use vigil_system::appliance::System;
 pub use vigil_system::clock::{TimeSource, TimeStatus};
-use vigil_system::update::{DownloadLimits, Reboot, UpdateConfig};
 pub use vigil_system::update::{HealthVerdict, Job, Phase, UpdateManager, UpdateRequest};
 pub use vigil_system::watchdog::{Heartbeat, Verdict};
 
@@ -45,22 +45,7 @@ pub fn update_manager(
     os: &OsConfig,
     on_job: impl Fn(&Job) + Send + Sync + 'static,
 ) -> anyhow::Result<UpdateManager> {
-    let argv = os.reboot_command.clone();
-    let reboot: Reboot = Arc::new(move || {
-        let status = std::process::Command::new(&argv[0])
-            .args(&argv[1..])
-            .status()
-            .map_err(|e| format!("cannot run the reboot command {argv:?}: {e}"))?;
-        if status.success() { Ok(()) } else { Err(format!("the reboot command {argv:?} failed ({status})")) }
-    });
-    let config = UpdateConfig {
-        data_dir: data_dir.to_owned(),
-        bus: vigil_system::Bus::System,
-        download: DownloadLimits::default(),
-        reboot,
-        boot_id_file: os.boot_id_file.clone(),
-    };
-    UpdateManager::open(config, Arc::new(on_job))
+    vigil_system::appliance::update_manager(data_dir, &os.reboot_command, &os.boot_id_file, Arc::new(on_job))
         .with_context(|| format!("opening the OS update job in {}", data_dir.display()))
 }
 
@@ -109,9 +94,4 @@ pub fn after_boot(manager: &UpdateManager, health: impl FnOnce() -> HealthVerdic
 /// Whether the wall clock is synchronized (timedated, else the kernel), for the status document.
 pub fn time_status() -> TimeStatus {
     vigil_system::clock::time_status()
-}
-
-/// The device id: `configured` when set, else `/etc/machine-id`.
-pub fn device_id(configured: Option<&str>) -> anyhow::Result<String> {
-    Ok(vigil_system::clock::device_id(configured)?)
 }
