@@ -188,8 +188,7 @@ fn run(args: Args, set_log_level: SetLogLevel) -> anyhow::Result<()> {
             let status = running.status();
             // Alive: the detector produced results since the last look, or
             // has nothing to do (no camera is streaming).
-            let idle = !status.cameras.iter().any(|c| c.health.state.as_str() == "streaming");
-            if status.inferences > last_inferences || idle {
+            if status.inferences > last_inferences || !status.streaming() {
                 detector_alive.beat();
             }
             last_inferences = status.inferences;
@@ -458,7 +457,7 @@ fn health_missing(main: &crossbeam_channel::Sender<MainRequest>, link: Option<&v
     match status {
         None => missing.push("the pipeline does not answer".to_string()),
         Some(s) => {
-            if !s.cameras.is_empty() && !s.cameras.iter().any(|c| c.health.state.as_str() == "streaming") {
+            if !s.cameras.is_empty() && !s.streaming() {
                 missing.push("no camera is streaming".into());
             }
             if !s.cameras.is_empty() && s.inferences == 0 {

@@ -23,7 +23,7 @@ use vigil_sources::Opener;
 use vigil_store::Store;
 
 use crate::actions::ActionSink;
-use crate::cameras::{CameraHealth, CameraWorker, ConfigOpener};
+use crate::cameras::{CameraHealth, CameraState, CameraWorker, ConfigOpener};
 use crate::journal::Journal;
 use crate::scheduler::{LatestFrames, SlotStats};
 use crate::supervisor::{CommandRequest, LatestInferences, Notice, Supervisor, SupervisorStats};
@@ -78,6 +78,13 @@ pub struct Status {
     pub dropped: u64,
     /// Supervisor counters.
     pub supervisor: SupervisorStats,
+}
+
+impl Status {
+    /// Whether any camera is delivering frames now.
+    pub fn streaming(&self) -> bool {
+        self.cameras.iter().any(|c| c.health.state == CameraState::Streaming)
+    }
 }
 
 /// The running pipeline. Dropping it shuts it down like [`Running::shutdown`].
