@@ -104,6 +104,7 @@ impl Distances<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_rng::Rng;
 
     fn p(text: &str) -> Place {
         Place::parse(text).unwrap()
@@ -147,18 +148,6 @@ mod tests {
     fn a_pair_listed_twice_keeps_the_cheaper_edge() {
         let g = graph(&[("m/1/a", "m/1/b", 9), ("m/1/b", "m/1/a", 4)]);
         assert_eq!(g.distances(&p("m/1/a")).to(&p("m/1/b")), Some(4));
-    }
-
-    /// A small deterministic generator (xorshift64*), so the property runs need no dependency.
-    struct Rng(u64);
-
-    impl Rng {
-        fn below(&mut self, n: u64) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % n
-        }
     }
 
     /// Property: on random graphs Dijkstra agrees with Floyd–Warshall, is

@@ -23,6 +23,8 @@ pub mod config;
 pub mod graph;
 pub mod inventory;
 pub mod nearest;
+#[cfg(test)]
+mod test_rng;
 pub mod time;
 
 use std::cell::RefCell;

@@ -156,6 +156,7 @@ pub fn answer(config: &Config, search: &Search, drill: bool) -> Result<String, S
 mod tests {
     use super::*;
     use crate::config::Config;
+    use crate::test_rng::Rng;
 
     /// A small school: two floors joined by stairs, four cabinets.
     fn school() -> Config {
@@ -318,18 +319,6 @@ mod tests {
             "DRILL: nearest shield: cabinet 'office' (main/1/office), 1 of 2 in place, ~15 m from main/1/entrance; \
              next: cabinet 'gym-east' (main/1/gym), 3 of 3 in place, ~70 m"
         );
-    }
-
-    /// A small deterministic generator (xorshift64*), so the property runs need no dependency.
-    struct Rng(u64);
-
-    impl Rng {
-        fn below(&mut self, n: u64) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % n
-        }
     }
 
     /// Property: whatever each cabinet holds, the one offered is stocked, at
